@@ -1,0 +1,76 @@
+"""HS256 tokens: minting for tests/fixtures and verification with an algorithm allowlist."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import jwt
+from jwt.warnings import InsecureKeyLengthWarning
+
+from .errors import WireError
+
+# The documented development secret is short; the operator chooses the real one (config validates
+# a minimum length), so the library's per-call warning would only be noise in every test.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+
+ALGORITHMS = ["HS256"]  # allowlist: "none" and every other algorithm are refused
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified token speaks for."""
+
+    user_id: str
+    device_id: str | None
+    admin: bool
+    expires_at: float
+
+
+def mint_token(
+    secret: str,
+    user: str,
+    device: str | None = None,
+    ttl: int = 3600,
+    admin: bool = False,
+    issuer: str = "ccs",
+    audience: str = "ccs-clients",
+) -> str:
+    """Return a signed token for ``user`` (and ``device``); ``admin`` adds ``role: admin``."""
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "sub": user,
+        "iat": now,
+        "exp": now + ttl,
+        "iss": issuer,
+        "aud": audience,
+    }
+    if device:
+        claims["dev"] = device
+    if admin:
+        claims["role"] = "admin"
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify_token(token: object, secret: str, issuer: str, audience: str) -> Identity:
+    """Verify signature, algorithm, expiry, issuer and audience; raise WireError otherwise."""
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        raise WireError("auth_failed", "token missing or malformed")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=ALGORITHMS,
+            audience=audience,
+            issuer=issuer,
+            options={"require": ["exp", "sub", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise WireError("token_expired", "token expired") from None
+    except jwt.PyJWTError:
+        raise WireError("auth_failed", "token invalid") from None
+    sub, dev = claims.get("sub"), claims.get("dev")
+    if not isinstance(sub, str) or (dev is not None and not isinstance(dev, str)):
+        raise WireError("auth_failed", "token invalid")
+    return Identity(sub, dev, claims.get("role") == "admin", float(claims["exp"]))

@@ -1,0 +1,398 @@
+"""PostgreSQL implementation of the storage ports (asyncpg pool), migrations and start-up checks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from .errors import WireError
+from .ports import ConvState, Row, WriteResult
+
+log = logging.getLogger("ccs.store")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 731_001  # advisory lock key: nodes starting together migrate one at a time
+MSG_COLS = (
+    "id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, body::text AS body,"
+    " version, deleted, created_at, edited_at"
+)
+# Errors that mean "the database is not reachable right now": retryable, nothing was stored.
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+class StartupError(RuntimeError):
+    """The server must not start; the message says why and how to fix it."""
+
+
+@contextlib.contextmanager
+def db_errors() -> Any:
+    """Map connection-level failures to the retryable ``unavailable`` wire error."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise WireError("unavailable", "database unavailable; nothing was stored, retry") from exc
+
+
+async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
+    """Apply pending ``migrations/NNNN_*.sql`` files in order; return the versions applied."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+            version = path.stem
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            applied.append(version)
+            log.info("migration applied", extra={"version": version})
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    return applied
+
+
+async def check_durability(conn: asyncpg.Connection, allow_unsafe: bool) -> None:
+    """Refuse to start when commits could be lost (fsync or synchronous_commit off)."""
+    fsync = await conn.fetchval("SHOW fsync")
+    sync_commit = await conn.fetchval("SHOW synchronous_commit")
+    problems = []
+    if fsync != "on":
+        problems.append(f"fsync={fsync}")
+    if sync_commit == "off":
+        problems.append(f"synchronous_commit={sync_commit}")
+    if problems and not allow_unsafe:
+        raise StartupError(
+            "refusing to start: PostgreSQL may lose acknowledged messages ("
+            + ", ".join(problems)
+            + "); turn them on or set CCS_ALLOW_UNSAFE_DURABILITY=true"
+        )
+    if problems:
+        log.warning("unsafe durability allowed", extra={"settings": problems})
+
+
+def _row(rec: asyncpg.Record | None) -> Row | None:
+    return dict(rec) if rec is not None else None
+
+
+class PgStore:
+    """MessageStore + PresenceStore + fixtures on one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
+        self.pool = pool
+        self.timeout = timeout_s
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, dsn: str, size: int, timeout_s: float, node_id: str = ""
+    ) -> AsyncIterator[PgStore]:
+        """Create the pool (bounded by ``size``) and close it on exit."""
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min(2, size),
+            max_size=size,
+            command_timeout=timeout_s,
+            server_settings={"application_name": f"ccs-pool {node_id}"},
+        )
+        try:
+            yield cls(pool, timeout_s)
+        finally:
+            await pool.close()
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        with db_errors():
+            return await self.pool.fetchrow(sql, *args, timeout=self.timeout)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        with db_errors():
+            return await self.pool.fetch(sql, *args, timeout=self.timeout)
+
+    # ---- messages -------------------------------------------------------------------------
+    async def send(
+        self, conv: str, user: str, device: str | None, cmid: str, body_json: str
+    ) -> WriteResult:
+        """Idempotent insert in one round trip (see ``ccs_send`` in the migration)."""
+        rec = await self._fetchrow(
+            "SELECT outcome, " + MSG_COLS + " FROM ccs_send($1, $2, $3, $4, $5::jsonb)",
+            conv,
+            user,
+            device,
+            cmid,
+            body_json,
+        )
+        assert rec is not None
+        return WriteResult(rec["outcome"], dict(rec))
+
+    async def edit(
+        self, conv: str, user: str, seq: int, expected: int, body_json: str | None, delete: bool
+    ) -> WriteResult:
+        """Edit or tombstone a message if ``expected`` is its current version."""
+        rec = await self._fetchrow(
+            "SELECT outcome, " + MSG_COLS + " FROM ccs_edit($1, $2, $3, $4, $5::jsonb, $6)",
+            conv,
+            user,
+            seq,
+            expected,
+            body_json,
+            delete,
+        )
+        assert rec is not None
+        return WriteResult(rec["outcome"], dict(rec))
+
+    async def receipt(self, conv: str, user: str, device: str, kind: str, seq: int) -> WriteResult:
+        """Move the device's cursors forward; ``row`` carries the new cursors and ``changed``."""
+        rec = await self._fetchrow(
+            "SELECT * FROM ccs_receipt($1, $2, $3, $4, $5)", conv, user, device, kind, seq
+        )
+        assert rec is not None
+        return WriteResult(rec["outcome"], dict(rec))
+
+    async def fetch_range(self, conv: str, after: int, upto: int, limit: int) -> list[Row]:
+        """Messages with ``after < seq <= upto`` in seq order, at most ``limit``."""
+        recs = await self._fetch(
+            "SELECT " + MSG_COLS + " FROM messages WHERE conversation_id = $1 AND seq > $2"
+            " AND seq <= $3 ORDER BY seq LIMIT $4",
+            conv,
+            after,
+            upto,
+            limit,
+        )
+        return [dict(r) for r in recs]
+
+    async def fetch_many(self, keys: Sequence[tuple[str, int]]) -> list[Row]:
+        """Current rows for many (conversation, seq) pairs in one query."""
+        recs = await self._fetch(
+            "SELECT " + MSG_COLS + " FROM messages m JOIN unnest($1::text[], $2::bigint[])"
+            " AS k(c, s) ON m.conversation_id = k.c AND m.seq = k.s",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return [dict(r) for r in recs]
+
+    async def history(
+        self, conv: str, user: str | None, after: int | None, before: int | None, limit: int
+    ) -> tuple[list[Row], bool] | None:
+        """A page of messages (ascending) and whether more exist; None if not a member.
+
+        ``user`` None (an admin) skips the membership check but the conversation must exist.
+        """
+        if user is None:
+            if await self.heads([conv]) == {}:
+                return None
+        elif await self.is_member(conv, user) is None:
+            return None
+        conds, args = ["conversation_id = $1"], [conv]  # type: list[str], list[Any]
+        if after is not None:
+            args.append(after)
+            conds.append(f"seq > ${len(args)}")
+        if before is not None:
+            args.append(before)
+            conds.append(f"seq < ${len(args)}")
+        order = "ASC" if after is not None else "DESC"
+        args.append(limit + 1)
+        recs = await self._fetch(
+            f"SELECT {MSG_COLS} FROM messages WHERE {' AND '.join(conds)}"
+            f" ORDER BY seq {order} LIMIT ${len(args)}",
+            *args,
+        )
+        rows = [dict(r) for r in recs]
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        if order == "DESC":
+            rows.reverse()
+        return rows, has_more
+
+    async def session_state(self, user: str, device: str) -> list[ConvState]:
+        """Every conversation of ``user`` with its head and the device's delivered cursor."""
+        recs = await self._fetch(
+            "SELECT c.id, c.head_seq, COALESCE(d.delivered_upto, 0) AS delivered"
+            " FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id"
+            " LEFT JOIN device_cursors d ON d.device_id = $2 AND d.conversation_id = c.id"
+            " WHERE m.user_id = $1",
+            user,
+            device,
+        )
+        return [ConvState(r["id"], r["head_seq"], r["delivered"]) for r in recs]
+
+    async def heads(self, convs: Sequence[str]) -> dict[str, int]:
+        """Current ``head_seq`` of each conversation."""
+        recs = await self._fetch(
+            "SELECT id, head_seq FROM conversations WHERE id = ANY($1::text[])", list(convs)
+        )
+        return {r["id"]: r["head_seq"] for r in recs}
+
+    async def is_member(self, conv: str, user: str) -> int | None:
+        """The conversation head if ``user`` is a member, else None (unknown or not a member)."""
+        rec = await self._fetchrow(
+            "SELECT c.head_seq FROM conversations c JOIN conversation_members m"
+            " ON m.conversation_id = c.id AND m.user_id = $2 WHERE c.id = $1",
+            conv,
+            user,
+        )
+        return None if rec is None else rec["head_seq"]
+
+    async def device_owner(self, device: str) -> tuple[str, bool] | None:
+        """(user_id, revoked) of a device, or None if unknown."""
+        rec = await self._fetchrow("SELECT user_id, revoked FROM devices WHERE id = $1", device)
+        return None if rec is None else (rec["user_id"], rec["revoked"])
+
+    async def message_status(self, conv: str, seq: int) -> Row | None:
+        """Per member device: has it confirmed delivery / reading of message ``seq``."""
+        msg = await self._fetchrow(
+            "SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2", conv, seq
+        )
+        if msg is None:
+            return None
+        recs = await self._fetch(
+            "SELECT d.id AS device_id, d.user_id,"
+            " COALESCE(dc.delivered_upto, 0) >= $2 AS delivered,"
+            " COALESCE(dc.read_upto, 0) >= $2 AS read"
+            " FROM conversation_members cm JOIN devices d ON d.user_id = cm.user_id"
+            " LEFT JOIN device_cursors dc ON dc.device_id = d.id"
+            " AND dc.conversation_id = cm.conversation_id"
+            " WHERE cm.conversation_id = $1 ORDER BY d.user_id, d.id",
+            conv,
+            seq,
+        )
+        return {"message_id": msg["id"], "seq": seq, "devices": [dict(r) for r in recs]}
+
+    async def audience(self, user: str) -> list[str]:
+        """Users sharing at least one conversation with ``user`` (``user`` included)."""
+        recs = await self._fetch(
+            "SELECT DISTINCT m2.user_id FROM conversation_members m1 JOIN conversation_members m2"
+            " ON m2.conversation_id = m1.conversation_id WHERE m1.user_id = $1",
+            user,
+        )
+        return [r["user_id"] for r in recs] or [user]
+
+    # ---- presence ---------------------------------------------------------------------------
+    async def set_online(self, user: str, device: str, status: str, node: str) -> bool:
+        """Store the device as ``status`` on ``node``; True if its stored status changed."""
+        rec = await self._fetchrow(
+            "WITH old AS (SELECT status FROM device_presence WHERE device_id = $1)"
+            " INSERT INTO device_presence (device_id, user_id, status, last_seen, node_id)"
+            " VALUES ($1, $2, $3, now(), $4) ON CONFLICT (device_id) DO UPDATE SET"
+            " status = EXCLUDED.status, user_id = EXCLUDED.user_id, last_seen = now(),"
+            " node_id = EXCLUDED.node_id RETURNING (SELECT status FROM old) AS old_status",
+            device,
+            user,
+            status,
+            node,
+        )
+        return rec is None or rec["old_status"] != status
+
+    async def set_offline(self, device: str, node: str) -> bool:
+        """Mark offline unless another node has taken the device over; True if it changed."""
+        rec = await self._fetchrow(
+            "UPDATE device_presence SET status = 'offline', last_seen = now()"
+            " WHERE device_id = $1 AND node_id = $2 AND status <> 'offline' RETURNING device_id",
+            device,
+            node,
+        )
+        return rec is not None
+
+    async def reset_node_presence(self, node: str) -> None:
+        """At start: devices this node id left online (crash) are offline now."""
+        with db_errors():
+            await self.pool.execute(
+                "UPDATE device_presence SET status = 'offline', last_seen = now()"
+                " WHERE node_id = $1 AND status <> 'offline'",
+                node,
+            )
+
+    async def user_presence(self, user: str) -> Row:
+        """User status (online if any device is, else away if any is, else offline) and devices."""
+        recs = await self._fetch(
+            "SELECT device_id, status, last_seen, node_id FROM device_presence WHERE user_id = $1"
+            " ORDER BY device_id",
+            user,
+        )
+        devices = [dict(r) for r in recs]
+        statuses = {d["status"] for d in devices}
+        status = next((s for s in ("online", "away") if s in statuses), "offline")
+        return {"user_id": user, "status": status, "devices": devices}
+
+    # ---- fixtures (admin REST) ----------------------------------------------------------------
+    async def create_user(self, user: str, display_name: str | None) -> None:
+        """Insert a user; conflict if it exists."""
+        await self._fixture(
+            "INSERT INTO users (id, display_name) VALUES ($1, $2)", user, display_name
+        )
+
+    async def create_device(self, user: str, device: str, name: str | None) -> None:
+        """Insert a device of ``user``."""
+        await self._fixture(
+            "INSERT INTO devices (id, user_id, name) VALUES ($1, $2, $3)", device, user, name
+        )
+
+    async def create_conversation(
+        self, conv: str, title: str | None, members: Sequence[str]
+    ) -> None:
+        """Insert a conversation with its members in one transaction."""
+        with db_errors(), _fixture_errors():
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO conversations (id, title) VALUES ($1, $2)", conv, title
+                )
+                await conn.executemany(
+                    "INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2)",
+                    [(conv, m) for m in dict.fromkeys(members)],
+                )
+
+    async def add_member(self, conv: str, user: str) -> None:
+        """Add ``user`` to ``conv``."""
+        await self._fixture(
+            "INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2)",
+            conv,
+            user,
+        )
+
+    async def remove_member(self, conv: str, user: str) -> bool:
+        """Remove ``user`` from ``conv``; False if not a member."""
+        with db_errors():
+            res = await self.pool.execute(
+                "DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
+                conv,
+                user,
+            )
+        return res != "DELETE 0"
+
+    async def ping(self) -> bool:
+        """True if the database answers."""
+        try:
+            await self.pool.fetchval("SELECT 1", timeout=min(self.timeout, 2.0))
+        except Exception:
+            return False
+        return True
+
+    async def _fixture(self, sql: str, *args: Any) -> None:
+        with db_errors(), _fixture_errors():
+            await self.pool.execute(sql, *args, timeout=self.timeout)
+
+
+@contextlib.contextmanager
+def _fixture_errors() -> Any:
+    try:
+        yield
+    except asyncpg.UniqueViolationError:
+        raise WireError("conflict", "already exists") from None
+    except asyncpg.ForeignKeyViolationError:
+        raise WireError("not_found", "a referenced user or conversation does not exist") from None

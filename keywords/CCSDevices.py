@@ -1,0 +1,465 @@
+"""Robot Framework library: many named device clients on one background asyncio loop."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
+
+from ccskit import timing
+from ccskit.api import registry
+from ccskit.client import ClientError, DeviceClient
+from ccskit.closecodes import describe_close
+from ccskit.config import scaled, target
+from ccskit.frames import Frame, describe_match, format_frames
+from ccskit.loop import shared_loop
+from ccskit.metrics import recorder
+from ccskit.tokens import mint_token
+from robot.api import logger
+from robot.api.deco import keyword, library
+
+FIVE_S = timedelta(seconds=5)
+ONE_S = timedelta(seconds=1)
+
+
+@library(scope="GLOBAL", auto_keywords=False)
+class CCSDevices:
+    """Named CCS device clients (``alice-phone``, ``bob-tablet`` …) over real WebSockets.
+
+    All connections live on one asyncio loop that this library runs in a daemon thread, so
+    heartbeats, presence and background receive keep going during ``Sleep`` or database
+    keywords. Every received frame is recorded per device with its receive time (monotonic
+    and wall clock); the wait keywords search what a device received since its *mark* (set
+    by `Connect Device` and moved by `Mark Frames`).
+
+    Devices are named by their fixture name (see ``CCSApi``'s `Create Device`); the name is
+    resolved to the real unique ids, and a device token is minted locally. Conversation
+    arguments take a fixture name or a real id.
+
+    Failure messages say what was expected, the timeout, and the last frames the device saw
+    with the connection state and close code spelled out, e.g. ``closed with 4001 slow
+    consumer``. Timeouts are multiplied by ``CCS_TIMEOUT_SCALE``.
+
+    | `Connect Device`  | alice-phone |
+    | ${ack}=           | `Send Message` | alice-phone | team-room | hello |
+    | `Wait For Frame`  | bob-tablet | message | seq=${ack}[seq] | timeout=5s |
+    | `Close All Devices` |
+    """
+
+    def __init__(self) -> None:
+        self._loop = shared_loop()
+        self._devices: dict[str, DeviceClient] = {}
+        self._logged: dict[str, int] = {}
+
+    # ----- helpers ---------------------------------------------------------------------------
+    def _run(self, coro: Any, timeout: float) -> Any:
+        try:
+            return self._loop.run(coro, timeout + 5.0)
+        finally:
+            self._flush_log()
+
+    def _device(self, alias: str) -> DeviceClient:
+        if alias not in self._devices:
+            known = ", ".join(sorted(self._devices)) or "none"
+            raise AssertionError(f"no device called '{alias}' was connected (known: {known})")
+        return self._devices[alias]
+
+    def _flush_log(self) -> None:
+        # Frames arrive on the loop thread; they are logged here, from Robot's thread.
+        for alias, client in self._devices.items():
+            start = self._logged.get(alias, 0)
+            new = client.frames[start:]
+            if new:
+                logger.debug(f"'{alias}' received:\n{format_frames(new, len(new))}")
+                self._logged[alias] = start + len(new)
+
+    @staticmethod
+    def _conv(conversation: str) -> str:
+        return registry.conversations.get(conversation, conversation)
+
+    @staticmethod
+    def _body(body: Any) -> Any:
+        return {"text": body} if isinstance(body, str) else body
+
+    # ----- connecting ------------------------------------------------------------------------
+    @keyword
+    def connect_device(
+        self,
+        alias: str,
+        resume: bool = False,
+        timeout: timedelta = FIVE_S,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        token: str | None = None,
+        token_in: str = "hello",
+    ) -> dict[str, Any]:
+        """Connects device ``alias`` and completes ``hello``; returns the ``welcome`` frame.
+
+        ``alias`` is a device fixture name; ``user_id``/``device_id``/``token`` override the
+        fixture. With ``resume=True`` the hello names, per conversation, the last seq this
+        device already saw (reconnect); otherwise the server resumes from the stored cursor.
+        ``token_in`` is ``hello``, ``header`` or ``query``.
+
+        | ${welcome}= | Connect Device | alice-phone |
+        | Connect Device | bob-tablet | resume=${True} |
+        """
+        client = self._devices.get(alias)
+        if client is None:
+            if user_id is None or device_id is None:
+                user_id, device_id = registry.device(alias)
+            client = DeviceClient(
+                alias,
+                target.ws_url,
+                token or mint_token(user_id, device_id),
+                user_id=user_id,
+                device_id=device_id,
+                token_in=token_in,
+            )
+            self._devices[alias] = client
+            self._logged[alias] = 0
+        seconds = scaled(timeout)
+        welcome = self._run(client.open(resume=resume, timeout=seconds), seconds)
+        logger.info(f"'{alias}' connected as {client.device_id}: {json.dumps(welcome)[:400]}")
+        return welcome
+
+    @keyword
+    def disconnect_device(self, alias: str, timeout: timedelta = FIVE_S) -> None:
+        """Closes ``alias``'s connection cleanly (close code 1000). Recorded frames stay."""
+        client = self._device(alias)
+        seconds = scaled(timeout)
+        self._run(client.close(1000, "bye", seconds), seconds)
+
+    @keyword
+    def drop_device(self, alias: str) -> None:
+        """Drops ``alias``'s TCP connection without a close frame (network loss)."""
+        self._run(self._device(alias).abort(), 5.0)
+
+    @keyword
+    def close_all_devices(self) -> None:
+        """Closes every device connection and forgets all devices (teardown keyword)."""
+        for alias, client in list(self._devices.items()):
+            try:
+                self._run(client.close(1000, "teardown", 5.0), 5.0)
+            except Exception as exc:  # teardown must close the rest even if one fails
+                logger.warn(f"closing '{alias}' failed: {exc}")
+        self._devices.clear()
+        self._logged.clear()
+
+    # ----- sending ---------------------------------------------------------------------------
+    @keyword
+    def send_message(
+        self,
+        alias: str,
+        conversation: str,
+        body: Any,
+        client_msg_id: str | None = None,
+        timeout: timedelta = FIVE_S,
+    ) -> dict[str, Any]:
+        """Sends a message and waits for its ``ack``; returns the ack (``message_id``, ``seq``).
+
+        A string ``body`` is sent as ``{"text": body}``. Fails if the reply is an ``error``.
+
+        | ${ack}= | Send Message | alice-phone | team-room | hello |
+        | Should Be Equal As Integers | ${ack}[seq] | 1 |
+        """
+        reply = self.send_message_expecting_reply(alias, conversation, body, client_msg_id, timeout)
+        if reply.get("type") != "ack":
+            raise AssertionError(
+                f"'{alias}' expected an ack for its send to '{conversation}', "
+                f"got {json.dumps(reply)}\n{self._device(alias).context()}"
+            )
+        return reply
+
+    @keyword
+    def send_message_expecting_reply(
+        self,
+        alias: str,
+        conversation: str,
+        body: Any,
+        client_msg_id: str | None = None,
+        timeout: timedelta = FIVE_S,
+    ) -> dict[str, Any]:
+        """Sends a message and returns the reply as is (``ack`` or ``error``)."""
+        client = self._device(alias)
+        seconds = scaled(timeout)
+        coro = client.send_message(
+            self._conv(conversation), self._body(body), client_msg_id, seconds
+        )
+        return self._run(coro, seconds)
+
+    @keyword
+    def send_command(
+        self, alias: str, command: str, timeout: timedelta = FIVE_S, **fields: Any
+    ) -> dict[str, Any]:
+        """Sends any command frame (``ref`` added) and returns its reply (``ack``/``error``).
+
+        ``conversation_id`` may be a fixture name. Numeric strings stay strings: use
+        ``${3}`` for numbers.
+
+        | ${reply}= | Send Command | bob-tablet | receipt | conversation_id=team-room | kind=read | seq=${2} |
+        """
+        client = self._device(alias)
+        frame: dict[str, Any] = {"type": command, **fields}
+        if "conversation_id" in frame:
+            frame["conversation_id"] = self._conv(str(frame["conversation_id"]))
+        seconds = scaled(timeout)
+        return self._run(client.request(frame, seconds), seconds)
+
+    @keyword
+    def send_receipt(
+        self, alias: str, conversation: str, kind: str, seq: int, timeout: timedelta = FIVE_S
+    ) -> dict[str, Any]:
+        """Sends a ``delivered`` or ``read`` receipt up to ``seq``; returns the ack.
+
+        | ${ack}= | Send Receipt | bob-tablet | team-room | read | 3 |
+        """
+        reply = self.send_command(
+            alias, "receipt", timeout, conversation_id=conversation, kind=kind, seq=seq
+        )
+        if reply.get("type") != "ack":
+            raise AssertionError(
+                f"'{alias}' expected an ack for receipt {kind} seq={seq} in '{conversation}', "
+                f"got {json.dumps(reply)}"
+            )
+        return reply
+
+    @keyword
+    def send_raw(self, alias: str, payload: str) -> None:
+        """Sends ``payload`` as one text frame exactly as given (hostile input)."""
+        self._run(self._device(alias).send_raw(payload), 5.0)
+
+    @keyword
+    def resend_outbox(self, alias: str, timeout: timedelta = FIVE_S) -> list[dict[str, Any]]:
+        """Re-sends every unacknowledged message with its original ``client_msg_id``."""
+        seconds = scaled(timeout)
+        return self._run(self._device(alias).resend_outbox(seconds), seconds * 10)
+
+    # ----- observing -------------------------------------------------------------------------
+    @keyword
+    def mark_frames(self, alias: str) -> None:
+        """From now on, waits and checks for ``alias`` only look at frames received later."""
+        client = self._device(alias)
+        client.mark = len(client.frames)
+
+    @keyword
+    def wait_for_frame(
+        self, alias: str, frame_type: str, timeout: timedelta = FIVE_S, **fields: Any
+    ) -> dict[str, Any]:
+        """Waits until ``alias`` received a ``frame_type`` frame with the given field values.
+
+        Fields match by equality; Robot's strings also match JSON numbers (``seq=3``),
+        booleans (``recovered=true``) and null; dotted names reach inside (``body.text=hi``).
+        ``frame_type`` ``*`` matches any type. Frames already received since the mark count.
+
+        | ${frame}= | Wait For Frame | bob-tablet | presence | user_id=${alice} | status=online |
+        """
+        client = self._device(alias)
+        fields = self._resolve_fields(fields)
+        seconds = scaled(timeout)
+        frame: Frame = self._run(client.wait_for(frame_type, fields, seconds), seconds)
+        return dict(frame.data or {})
+
+    @keyword
+    def wait_for_message(
+        self, alias: str, conversation: str, seq: int, timeout: timedelta = FIVE_S
+    ) -> dict[str, Any]:
+        """Waits for the ``message`` frame with ``seq`` in ``conversation``; returns it."""
+        return self.wait_for_frame(
+            alias, "message", timeout, conversation_id=self._conv(conversation), seq=seq
+        )
+
+    @keyword
+    def should_not_receive_frame(
+        self, alias: str, frame_type: str, window: timedelta = ONE_S, **fields: Any
+    ) -> None:
+        """Fails if ``alias`` receives a matching frame within ``window`` (or did since the mark).
+
+        | Should Not Receive Frame | carol-phone | message | window=1s | conversation_id=team-room |
+        """
+        client = self._device(alias)
+        fields = self._resolve_fields(fields)
+        seconds = scaled(window)
+        try:
+            frame: Frame = self._run(client.wait_for(frame_type, fields, seconds), seconds)
+        except ClientError:
+            return  # nothing matching arrived: that is the expectation
+        raise AssertionError(
+            f"'{alias}' expected no {describe_match(frame_type, fields)} within "
+            f"{seconds:.1f} s, but received {frame.short()}\n{client.context()}"
+        )
+
+    @keyword
+    def received_frames(
+        self, alias: str, frame_type: str = "*", **fields: Any
+    ) -> list[dict[str, Any]]:
+        """Frames ``alias`` received since its mark that match (all of them by default)."""
+        client = self._device(alias)
+        self._flush_log()
+        return [dict(f.data or {}) for f in client.find(frame_type, self._resolve_fields(fields))]
+
+    @keyword
+    def received_seqs(self, alias: str, conversation: str) -> list[int]:
+        """The ``seq`` of every ``message`` frame of ``conversation`` since the mark, in order."""
+        conv = self._conv(conversation)
+        frames = self._device(alias).find("message", {"conversation_id": conv})
+        return [int((f.data or {})["seq"]) for f in frames]
+
+    @keyword
+    def messages_should_be_received_in_order(
+        self, alias: str, conversation: str, first: int, last: int, timeout: timedelta = FIVE_S
+    ) -> None:
+        """Waits for seq ``last`` then checks ``alias`` saw exactly ``first``..``last`` once each.
+
+        Fails on a gap, a duplicate or a seq out of order, listing what was received.
+
+        | Messages Should Be Received In Order | bob-phone | team-room | 1 | 5 |
+        """
+        try:
+            self.wait_for_message(alias, conversation, last, timeout)
+        except ClientError as exc:
+            seen = self.received_seqs(alias, conversation)
+            raise AssertionError(
+                f"'{alias}' expected seqs {first}..{last} of '{conversation}', saw {seen}\n{exc}"
+            ) from None
+        seen = self.received_seqs(alias, conversation)
+        expected = list(range(first, last + 1))
+        if seen != expected:
+            raise AssertionError(
+                f"'{alias}' expected seqs {expected} of '{conversation}' exactly once and in "
+                f"order, saw {seen} ({describe_seq_problems(seen, expected)})\n"
+                f"{self._device(alias).context()}"
+            )
+
+    @keyword
+    def delivery_latency(
+        self,
+        alias: str,
+        conversation: str,
+        client_msg_id: str,
+        timeout: timedelta = FIVE_S,
+        metric: str = "delivery_latency_ms",
+    ) -> float:
+        """Milliseconds from the send of ``client_msg_id`` to its arrival at ``alias``.
+
+        Waits for the message, then records the figure with the metrics recorder as sample
+        ``metric``.
+
+        | ${ms}= | Delivery Latency | bob-tablet | team-room | ${ack}[client_msg_id] |
+        """
+        conv = self._conv(conversation)
+        sent = timing.sent_at(conv, client_msg_id)
+        if sent is None:
+            raise AssertionError(f"no send of client_msg_id '{client_msg_id}' was recorded")
+        client = self._device(alias)
+        seconds = scaled(timeout)
+        fields = {"conversation_id": conv, "client_msg_id": client_msg_id}
+        frame: Frame = self._run(client.wait_for("message", fields, seconds, since=0), seconds)
+        latency_ms = (frame.mono - sent) * 1000.0
+        recorder.add_samples(metric, [latency_ms], "ms")
+        logger.info(f"'{alias}' received {client_msg_id} {latency_ms:.2f} ms after the send")
+        return latency_ms
+
+    @keyword
+    def record_delivery_latencies(
+        self,
+        conversation: str,
+        client_msg_ids: list[str],
+        devices: list[str],
+        limit_ms: float = 1000.0,
+        timeout: timedelta = FIVE_S,
+    ) -> dict[str, float]:
+        """Latency of every message at every device: records samples, p50/max metrics; fails
+        when the worst exceeds ``limit_ms``. Returns ``{count, p50_ms, p95_ms, max_ms}``.
+
+        | Record Delivery Latencies | team-room | ${SENT_IDS} | ${devices} | limit_ms=1000 |
+        """
+        values = [
+            self.delivery_latency(device, conversation, cmid, timeout)
+            for device in devices
+            for cmid in client_msg_ids
+        ]
+        summary = latency_summary(values)
+        recorder.record("delivery_latency_p50_ms", summary["p50_ms"], "ms")
+        recorder.record("delivery_latency_p95_ms", summary["p95_ms"], "ms")
+        recorder.record("delivery_latency_max_ms", summary["max_ms"], "ms", limit_ms, "<=")
+        if summary["max_ms"] > limit_ms:
+            raise AssertionError(
+                f"expected every delivery to {', '.join(devices)} within {limit_ms:.0f} ms, "
+                f"worst was {summary['max_ms']:.1f} ms ({summary})"
+            )
+        return summary
+
+    @keyword
+    def last_seq_seen(self, alias: str, conversation: str) -> int:
+        """The highest seq of ``conversation`` this device has received (0 if none)."""
+        return self._device(alias).last_seq.get(self._conv(conversation), 0)
+
+    @keyword
+    def outbox_size(self, alias: str) -> int:
+        """How many of ``alias``'s sends are not acknowledged yet."""
+        return len(self._device(alias).outbox)
+
+    @keyword
+    def device_close_code(self, alias: str, timeout: timedelta = FIVE_S) -> str:
+        """Waits for ``alias``'s connection to close; returns e.g. ``4001 slow consumer``."""
+        client = self._device(alias)
+        seconds = scaled(timeout)
+        try:
+            self._run(client.wait_for("__closed__", {}, seconds), seconds)
+        except ClientError:
+            pass  # wait_for returns early once the connection is closed
+        if client.close_code is None:
+            raise AssertionError(
+                f"'{alias}' expected its connection to close within {seconds:.1f} s, "
+                f"it is still open\n{client.context()}"
+            )
+        return describe_close(client.close_code, client.close_reason)
+
+    @keyword
+    def device_ids(self, alias: str) -> dict[str, str]:
+        """``{user_id, device_id}`` of a connected device."""
+        client = self._device(alias)
+        return {"user_id": client.user_id, "device_id": client.device_id}
+
+    def _resolve_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if "conversation_id" in fields:
+            fields = {**fields, "conversation_id": self._conv(str(fields["conversation_id"]))}
+        return fields
+
+
+def latency_summary(values: list[float]) -> dict[str, float]:
+    """``{count, p50_ms, p95_ms, max_ms}`` (nearest-rank percentiles)."""
+    if not values:
+        raise AssertionError("no latency was measured")
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:
+        return ordered[max(0, min(len(ordered) - 1, round(p * len(ordered) + 0.5) - 1))]
+
+    return {
+        "count": float(len(ordered)),
+        "p50_ms": round(rank(0.50), 3),
+        "p95_ms": round(rank(0.95), 3),
+        "max_ms": round(ordered[-1], 3),
+    }
+
+
+def describe_seq_problems(seen: list[int], expected: list[int]) -> str:
+    """Names the gaps, duplicates and reorderings between ``seen`` and ``expected``."""
+    problems = []
+    missing = sorted(set(expected) - set(seen))
+    dupes = sorted({s for s in seen if seen.count(s) > 1})
+    extra = sorted(set(seen) - set(expected))
+    if missing:
+        problems.append(f"missing {missing}")
+    if dupes:
+        problems.append(f"duplicated {dupes}")
+    if extra:
+        problems.append(f"unexpected {extra}")
+    if not problems and seen != sorted(seen):
+        problems.append("out of order")
+    return ", ".join(problems) or "differs"

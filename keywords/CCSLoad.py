@@ -1,0 +1,396 @@
+"""Robot Framework library: load from many lean device connections, and the consistency checker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
+
+from ccskit.bench import races
+from ccskit.bench.monitor import ServerMonitor, listening_pid, server_db_connections
+from ccskit.checker import ANOMALIES, CheckResult, check
+from ccskit.config import KitConfig, scaled, target
+from ccskit.ids import unique_id
+from ccskit.load import (
+    Fleet,
+    LoadRun,
+    PhaseStats,
+    fetch_stored,
+    make_idle,
+    make_rooms,
+    provision,
+    raise_fd_limit,
+)
+from ccskit.loop import LoopThread
+from ccskit.metrics import recorder
+from robot.api import logger
+from robot.api.deco import keyword, library
+
+TWO_MIN = timedelta(minutes=2)
+
+
+class _LoadLoop(LoopThread):
+    """A loop thread of its own, on uvloop where installed: load must not slow CCSDevices' loop,
+    and uvloop gives a load process 14-55% more deliveries per second here."""
+
+    def __init__(self) -> None:
+        try:
+            import uvloop
+
+            self.loop = uvloop.new_event_loop()
+        except ImportError:
+            self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="ccs-load-loop", daemon=True)
+        self._thread.start()
+
+
+@library(scope="GLOBAL", auto_keywords=False)
+class CCSLoad:
+    """Volume: fleets of lean device connections, open-loop sends, and end-to-end checks.
+
+    A *fleet* is a named set of devices provisioned through the REST API: rooms (conversations)
+    of ``members`` devices, or idle devices that only hold a connection. One process holds
+    thousands of connections (permessage-deflate off). `Send Load` sends at a fixed rate from a
+    schedule and measures delivery latency from the *scheduled* time, send->ack time, and
+    throughput. `Check Load Consistency` compares what was attempted, acknowledged, stored
+    and received (a Jepsen-style set check) and fails on any lost, unexpected, duplicated,
+    mismatched, out-of-order, gap or missing message; its counts are recorded as metrics.
+
+    | `Create Load Fleet`      | hot  | rooms=1 | members=50 |
+    | `Connect Load Fleet`     | hot  |
+    | ${stats}=                | `Send Load` | hot | rate=500 | duration=5s |
+    | `Check Load Consistency` | hot  |
+    | `Disconnect Load Fleet`  | hot  |
+    """
+
+    def __init__(self) -> None:
+        self._loop = _LoadLoop()
+        self._fleets: dict[str, LoadRun] = {}
+        self._monitor: ServerMonitor | None = None
+        raise_fd_limit()
+
+    # ----- helpers ---------------------------------------------------------------------------
+    def _run(self, coro: Any, timeout: float) -> Any:
+        return self._loop.run(coro, timeout)
+
+    def _fleet(self, name: str) -> LoadRun:
+        if name not in self._fleets:
+            known = ", ".join(sorted(self._fleets)) or "none"
+            raise AssertionError(f"no load fleet called '{name}' (known: {known})")
+        return self._fleets[name]
+
+    def _room(self, name: str, index: int) -> Any:
+        rooms = self._fleet(name).fleet.rooms
+        if not 0 <= index < len(rooms):
+            raise AssertionError(f"fleet '{name}' has {len(rooms)} rooms, no room {index}")
+        return rooms[index]
+
+    def _provision(self, name: str, fleet: Fleet, timeout: timedelta) -> LoadRun:
+        cfg = KitConfig.from_env()
+        seconds = scaled(timeout)
+        ready = self._run(
+            provision(
+                target.require(),
+                cfg.token_secret,
+                fleet,
+                timeout_s=seconds,
+                issuer=cfg.token_issuer,
+                audience=cfg.token_audience,
+            ),
+            seconds + 5,
+        )
+        run = LoadRun(target.ws_url, ready)
+        self._fleets[name] = run
+        logger.info(f"fleet '{name}': {len(ready.devices)} devices, {len(ready.rooms)} rooms")
+        return run
+
+    # ----- fleets ----------------------------------------------------------------------------
+    @keyword
+    def create_load_fleet(
+        self,
+        name: str,
+        rooms: int = 10,
+        members: int = 10,
+        senders: int | None = None,
+        devices_per_user: int = 1,
+        timeout: timedelta = TWO_MIN,
+    ) -> int:
+        """Provisions ``rooms`` conversations of ``members`` devices; returns the device count.
+
+        ``senders`` devices per room send (all by default). ``devices_per_user=2`` gives each
+        user two devices in the room, so every message also syncs to the sender's other device.
+        """
+        prefix = unique_id(name)
+        fleet = make_rooms(prefix, rooms, members, senders, devices_per_user)
+        return len(self._provision(name, fleet, timeout).fleet.devices)
+
+    @keyword
+    def create_idle_fleet(self, name: str, count: int, timeout: timedelta = TWO_MIN) -> int:
+        """Provisions ``count`` devices in no conversation, only to hold connections."""
+        return len(self._provision(name, make_idle(unique_id(name), count), timeout).fleet.devices)
+
+    @keyword
+    def connect_load_fleet(self, name: str, timeout: timedelta = TWO_MIN) -> int:
+        """Connects every device of ``name`` (200 handshakes in flight); fails if any fails.
+
+        Returns the number of live connections; records the handshake rate.
+        """
+        run, seconds = self._fleet(name), scaled(timeout)
+        stats = self._run(run.connect(timeout_s=seconds), seconds + 5)
+        logger.info(
+            f"fleet '{name}': {stats.connected}/{stats.wanted} connected in "
+            f"{stats.seconds:.1f} s ({stats.per_s:.0f}/s)"
+        )
+        recorder.record(f"{name} handshakes per s", stats.per_s, "1/s")
+        if stats.failed:
+            raise AssertionError(
+                f"{stats.failed} of {stats.wanted} connections of '{name}' failed: {stats.errors}"
+            )
+        return run.live
+
+    @keyword
+    def live_load_connections(self, *names: str) -> int:
+        """Open connections of the named fleets right now."""
+        return sum(self._fleet(n).live for n in names)
+
+    @keyword
+    def no_load_connection_should_have_closed(self, *names: str) -> None:
+        """Fails if the server closed any connection of the named fleets (with the close codes)."""
+        closes = [c for n in names for c in self._fleet(n).closes]
+        if closes:
+            shown = ", ".join(f"{c.device_id}: {c.code} {c.reason}" for c in closes[:10])
+            raise AssertionError(f"{len(closes)} connections closed unexpectedly: {shown}")
+
+    @keyword
+    def disconnect_load_fleet(self, name: str) -> None:
+        """Closes every connection of ``name`` on purpose; its records stay for checks."""
+        self._run(self._fleet(name).disconnect(), 120)
+
+    @keyword
+    def disconnect_all_load_fleets(self) -> None:
+        """Closes every fleet (suite teardown)."""
+        for run in self._fleets.values():
+            self._run(run.disconnect(), 120)
+
+    # ----- sending ---------------------------------------------------------------------------
+    @keyword
+    def send_load(
+        self,
+        name: str,
+        rate: float,
+        duration: timedelta | None = None,
+        count: int | None = None,
+        drain: timedelta = timedelta(seconds=15),
+    ) -> dict[str, Any]:
+        """Sends at ``rate`` msgs/s for ``duration`` (or ``count`` messages), then waits for acks
+        and deliveries up to ``drain``. Returns the phase figures (``acked``, ``errors``,
+        ``ack_rate_per_s``, ``delivery_ms`` and ``ack_ms`` with avg/p50/p95/p99/max ...).
+
+        Sends are scheduled, never gated on acks; latency counts from the scheduled time.
+        """
+        run = self._fleet(name)
+        seconds = duration.total_seconds() if duration else None
+        planned = seconds if seconds is not None else (count or 0) / rate
+        stats: PhaseStats = self._run(
+            run.send_phase(rate, seconds, count, drain_timeout_s=scaled(drain)),
+            planned + scaled(drain) + 30,
+        )
+        result = stats.as_dict()
+        logger.info(f"fleet '{name}' phase {stats.phase}: {json.dumps(result, default=str)}")
+        recorder.add_samples(f"{name} delivery latency", self._latencies(run, stats.phase), "ms")
+        return result
+
+    @staticmethod
+    def _latencies(run: LoadRun, phase: int) -> list[float]:
+        return [
+            (m.t_recv - rec.t_sched) * 1000
+            for c in run.conns.values()
+            for m in c.received
+            if (rec := run.by_key.get((m.sender_device_id, m.client_msg_id))) is not None
+            and rec.phase == phase
+        ]
+
+    @keyword
+    def cross_device_sync_ms(self, name: str) -> dict[str, float]:
+        """Latency (ms) from scheduled send to arrival on the sender's *other* devices.
+
+        Needs a fleet made with ``devices_per_user`` >= 2.
+        """
+        from ccskit.load import percentiles
+
+        run = self._fleet(name)
+        owner = {d.device_id: d.user_id for d in run.fleet.devices}
+        values = [
+            (m.t_recv - rec.t_sched) * 1000
+            for device_id, c in run.conns.items()
+            for m in c.received
+            if (rec := run.by_key.get((m.sender_device_id, m.client_msg_id))) is not None
+            and device_id != rec.device_id
+            and owner.get(device_id) == owner.get(rec.device_id)
+        ]
+        if not values:
+            raise AssertionError(f"fleet '{name}' saw no message reach a sender's other device")
+        return {**percentiles(values), "count": float(len(values))}
+
+    # ----- checks ----------------------------------------------------------------------------
+    @keyword
+    def check_load_consistency(self, *names: str) -> dict[str, Any]:
+        """Checks attempted vs acknowledged vs stored vs received for the named fleets.
+
+        Logs and records every anomaly count (threshold 0) and fails unless all are zero:
+        lost, unexpected, duplicated, mismatched, out_of_order, sender_order, gaps, missing.
+        """
+        results = []
+        for name in names:
+            run = self._fleet(name)
+            dsn = KitConfig.from_env().database_url
+            # Race keywords do not drain: let their deliveries land before judging "missing".
+            self._run(run.wait_for_deliveries(scaled(5.0)), scaled(5.0) + 5)
+            stored = self._run(fetch_stored(dsn, run.conversation_ids), 120)
+            result: CheckResult = check(run.history(stored))
+            logger.info(f"fleet '{name}': {result.summary()}")
+            results.append((name, result))
+        totals = {a: sum(r.counts[a] for _, r in results) for a in ANOMALIES}
+        for anomaly, value in totals.items():
+            recorder.record(f"checker {anomaly}", value, "messages", 0, "<=")
+        failed = [f"'{n}': {r.describe()}" for n, r in results if not r.ok]
+        if failed:
+            raise AssertionError("consistency check failed:\n" + "\n".join(failed))
+        return {"counts": totals, "info": [r.info for _, r in results]}
+
+    @keyword
+    def all_members_should_see_the_same_order(self, name: str) -> int:
+        """Every connected member of each room received the room's messages in one identical
+        order; returns how many devices were compared."""
+        run, compared = self._fleet(name), 0
+        for room in run.fleet.rooms:
+            streams = {
+                d.device_id: [
+                    (m.seq, m.message_id)
+                    for m in run.conns[d.device_id].received
+                    if m.conversation_id == room.conversation_id
+                ]
+                for d in room.members
+                if d.device_id in run.conns
+            }
+            reference_id, reference = next(iter(streams.items()))
+            for device_id, stream in streams.items():
+                if stream != reference:
+                    diff = next(
+                        (
+                            i
+                            for i, (a, b) in enumerate(zip(stream, reference, strict=False))
+                            if a != b
+                        ),
+                        min(len(stream), len(reference)),
+                    )
+                    raise AssertionError(
+                        f"{device_id} and {reference_id} disagree on {room.conversation_id} at "
+                        f"position {diff}: {stream[diff : diff + 3]} vs "
+                        f"{reference[diff : diff + 3]}"
+                    )
+                compared += 1
+        return compared
+
+    # ----- races (Test 2.1) ------------------------------------------------------------------
+    @keyword
+    def retry_same_key_concurrently(
+        self, name: str, copies: int = 6, connections: int = 2, room: int = 0
+    ) -> dict[str, Any]:
+        """One device sends one key ``copies`` times at once over ``connections`` sockets;
+        fails unless all are acks of one message with exactly one not marked duplicate."""
+        run = self._fleet(name)
+        outcome = self._run(
+            races.retry_same_key(run, self._room(name, room), copies, connections), 60
+        )
+        logger.info(f"same-key race: {outcome}")
+        return outcome
+
+    @keyword
+    def edit_same_message_concurrently(
+        self, name: str, editors: int = 2, room: int = 0
+    ) -> dict[str, Any]:
+        """``editors`` devices edit one message with the same expected version at once; fails
+        unless exactly one wins and each other gets ``conflict`` with the winner's version/body."""
+        outcome = self._run(races.edit_race(self._fleet(name), self._room(name, room), editors), 60)
+        logger.info(f"edit race: {outcome}")
+        return outcome
+
+    @keyword
+    def race_receipts(
+        self, name: str, devices: int = 3, per_device: int = 20, room: int = 0
+    ) -> dict[str, Any]:
+        """Devices fire shuffled receipts over two sockets each; fails unless every device's
+        stored cursors end at the maximum it sent."""
+        dsn = KitConfig.from_env().database_url
+        outcome = self._run(
+            races.receipt_race(self._fleet(name), self._room(name, room), dsn, devices, per_device),
+            60,
+        )
+        logger.info(f"receipt race: {outcome}")
+        return outcome
+
+    # ----- server resources ------------------------------------------------------------------
+    @keyword
+    def server_process_id(self) -> int:
+        """PID of the server under test: the started reference server, or the local process
+        listening on ``SUT_URL``'s port. Fails when the server is not on this machine."""
+        if target.pid:
+            return target.pid
+        from urllib.parse import urlsplit
+
+        port = urlsplit(target.require()).port or 80
+        pid = listening_pid(port)
+        if pid is None:
+            raise AssertionError(f"no local process listens on port {port}: cannot sample it")
+        return pid
+
+    @keyword
+    def start_server_monitor(self, interval: timedelta = timedelta(milliseconds=500)) -> int:
+        """Samples the server's RSS, CPU and PostgreSQL connections in the background."""
+        pid = self.server_process_id()
+        self._monitor = ServerMonitor(
+            pid, KitConfig.from_env().database_url, interval.total_seconds()
+        )
+
+        async def start() -> None:
+            assert self._monitor is not None
+            self._monitor.start()
+
+        self._run(start(), 10)
+        return pid
+
+    @keyword
+    def stop_server_monitor(self) -> dict[str, Any]:
+        """Stops sampling; records the RSS/CPU series and returns peak and end figures."""
+        if self._monitor is None:
+            raise AssertionError("Start Server Monitor was not called")
+        report = self._run(self._monitor.stop(), 30)
+        self._monitor = None
+        for s in report.samples:
+            recorder.add_point("server rss", s.rss_mib, "MiB", s.t)
+            recorder.add_point("server cpu", s.cpu_percent, "%", s.t)
+        for t, n in report.db_connections:
+            recorder.add_point("server db connections", n, "connections", t)
+        summary = report.summary()
+        logger.info(f"server monitor: {summary}")
+        return summary
+
+    @keyword
+    def server_rss_mib(self) -> float:
+        """The server's resident memory now, in MiB."""
+        import psutil
+
+        return float(psutil.Process(self.server_process_id()).memory_info().rss / 2**20)
+
+    @keyword
+    def server_database_connections(self) -> list[dict[str, Any]]:
+        """``pg_stat_activity`` rows that belong to the server process (pool + listener)."""
+        dsn = KitConfig.from_env().database_url
+        return self._run(server_db_connections(dsn, self.server_process_id()), 30)

@@ -1,0 +1,76 @@
+"""Test-kit configuration read from the environment (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = PROJECT_ROOT / "results"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/ccs"
+DEFAULT_TOKEN_SECRET = "ccs-dev-secret-change-me"
+
+
+@dataclass(frozen=True)
+class KitConfig:
+    """One snapshot of the kit's environment variables."""
+
+    sut_url: str
+    database_url: str
+    token_secret: str
+    token_issuer: str
+    token_audience: str
+    timeout_scale: float
+
+    @classmethod
+    def from_env(cls) -> KitConfig:
+        return cls(
+            sut_url=os.environ.get("SUT_URL", "").rstrip("/"),
+            database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            token_secret=os.environ.get("CCS_TOKEN_SECRET", DEFAULT_TOKEN_SECRET),
+            token_issuer=os.environ.get("CCS_TOKEN_ISSUER", "ccs"),
+            token_audience=os.environ.get("CCS_TOKEN_AUDIENCE", "ccs-clients"),
+            timeout_scale=float(os.environ.get("CCS_TIMEOUT_SCALE", "1.0") or 1.0),
+        )
+
+
+def scaled(timeout: timedelta | float) -> float:
+    """Seconds of ``timeout`` multiplied by ``CCS_TIMEOUT_SCALE`` (slow CI machines)."""
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    return seconds * KitConfig.from_env().timeout_scale
+
+
+def ws_url_for(base_url: str) -> str:
+    """``http://h:p`` -> ``ws://h:p/ws`` (``https`` -> ``wss``)."""
+    parts = urlsplit(base_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
+
+
+@dataclass
+class Target:
+    """The server the kit talks to; set by CCSServer, read by the other libraries."""
+
+    base_url: str = ""
+    pid: int | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return ws_url_for(self.require())
+
+    def require(self) -> str:
+        if not self.base_url:
+            env_url = KitConfig.from_env().sut_url
+            if not env_url:
+                raise RuntimeError(
+                    "No server under test: run 'Start Or Attach Server' (CCSServer) first "
+                    "or set SUT_URL=http://host:port"
+                )
+            self.base_url = env_url
+        return self.base_url
+
+
+target = Target()

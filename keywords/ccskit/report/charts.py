@@ -1,0 +1,285 @@
+"""Charts as inline SVG strings (matplotlib, no external assets), drawn only from measured data.
+
+Every function returns ``None`` when it has nothing to draw, so the page can say
+"not measured in this run" instead of showing an empty frame.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display here, and the Agg backend needs none
+import matplotlib.pyplot as plt
+from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from . import stats
+
+COLOURS = {"db": "#1f6fb4", "ws": "#e07b00", "e2e": "#2a9d3a", "other": "#7a7a7a"}
+FAULT_COLOURS = {"injected": "#d62728", "recovered": "#2a9d3a", "first_ack": "#1f6fb4"}
+FAULT_LABELS = {
+    "injected": "fault injected",
+    "recovered": "service back",
+    "first_ack": "first acknowledged send",
+}
+SEED_TARGETS_MS = {"db": 200.0, "ws": 50.0, "e2e": 1000.0}
+MAX_POINTS = 4000
+
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",  # text stays text: smaller page, selectable figures
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+    }
+)
+
+
+def to_svg(fig: Figure, salt: str) -> str:
+    """The figure as an ``<svg>`` element that scales with the page (ids unique per chart)."""
+    plt.rcParams["svg.hashsalt"] = salt  # clip-path ids must not collide between inline SVGs
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    width = re.search(r'<svg[^>]*?\swidth="([^"]*)"', text)
+    text = re.sub(r'(<svg[^>]*?)\swidth="[^"]*"\sheight="[^"]*"', r"\1", text, count=1)
+    # Shrink with the page but never grow past the drawn size: a lone panel would look enormous.
+    style = f' style="max-width: {width.group(1)}"' if width else ""
+    return text.replace("<svg", f'<svg class="chart" role="img"{style}', 1)
+
+
+def _thin(points: Sequence[Sequence[float]]) -> list[Sequence[float]]:
+    """At most MAX_POINTS points, keeping each stride's highest value so spikes stay visible."""
+    if len(points) <= MAX_POINTS:
+        return list(points)
+    stride = math.ceil(len(points) / MAX_POINTS)
+    return [max(points[i : i + stride], key=lambda p: p[1]) for i in range(0, len(points), stride)]
+
+
+def latency_distribution(pooled: dict[str, list[float]]) -> str | None:
+    """One histogram per latency category, with p50 and p99 marked."""
+    cats = [c for c in ("db", "ws", "e2e", "other") if pooled.get(c)]
+    if not cats:
+        return None
+    fig, axes = plt.subplots(1, len(cats), figsize=(max(6.0, 4.2 * len(cats)), 2.8), squeeze=False)
+    for ax, cat in zip(axes[0], cats, strict=True):
+        _histogram(ax, cat, pooled[cat])
+    fig.tight_layout()
+    return to_svg(fig, "dist")
+
+
+def _histogram(ax: Axes, cat: str, values: list[float]) -> None:
+    s = stats.summarize(values)
+    low, high = max(s["min"], 1e-3), max(s["max"], 1e-3)
+    edges: list[float] | int = 40
+    if high / low > 50:
+        edges = [low * (high / low) ** (i / 40) for i in range(41)]
+        ax.set_xscale("log")
+        _plain_log_labels(ax.xaxis)
+    ax.hist(values, bins=edges, color=COLOURS[cat], alpha=0.85)
+    for key, style in (("p50", "--"), ("p99", ":")):
+        ax.axvline(s[key], color="#222", linestyle=style, linewidth=1)
+        ax.annotate(
+            f"{key} {stats.fmt(s[key])} ms",
+            (s[key], 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -12 if key == "p50" else -24),
+            textcoords="offset points",
+            fontsize=8,
+        )
+    ax.set_title(f"{stats.category_label(cat)} (n={s['count']:,})", fontsize=10)
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("samples")
+
+
+def percentile_chart(pooled: dict[str, list[float]]) -> str | None:
+    """Latency by percentile on a 'nines' axis (50 %, 90 %, 99 %, 99.9 %), log latency."""
+    cats = [c for c in ("db", "ws", "e2e", "other") if pooled.get(c)]
+    if not cats:
+        return None
+    fig, ax = plt.subplots(figsize=(12, 3.4))
+    for cat in cats:
+        ordered = sorted(pooled[cat])
+        top = min(99.99, 100 - 100 / max(len(ordered), 2))  # no percentile finer than the data
+        pcts = [p for p in (50, 75, 90, 95, 99, 99.5, 99.9, 99.99) if p < top] + [top]
+        xs = [_nines(p) for p in pcts]
+        ys = [max(stats.percentile(ordered, p), 1e-3) for p in pcts]
+        ax.plot(
+            xs,
+            ys,
+            marker="o",
+            markersize=3,
+            color=COLOURS[cat],
+            label=f"{stats.category_label(cat)} (n={len(ordered):,})",
+        )
+        if cat in SEED_TARGETS_MS:
+            target = SEED_TARGETS_MS[cat]
+            ax.axhline(target, color=COLOURS[cat], linestyle=":", linewidth=1)
+            ax.annotate(
+                f"seed target {stats.fmt(target)} ms",
+                (1, target),
+                xycoords=("axes fraction", "data"),
+                xytext=(-4, 2),
+                textcoords="offset points",
+                ha="right",
+                fontsize=7,
+                color=COLOURS[cat],
+            )
+    finest = max(max(len(pooled[c]) for c in cats), 2)
+    ticks = [p for p in (50, 90, 99, 99.9, 99.99) if p <= 100 - 100 / finest] or [50]
+    ax.set_xticks([_nines(p) for p in ticks], [f"{p:g} %" for p in ticks])
+    ax.set_yscale("log")
+    _plain_log_labels(ax.yaxis)
+    ax.set_xlabel("percentile (dotted lines: seed targets)")
+    ax.set_ylabel("latency (ms)")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return to_svg(fig, "pct")
+
+
+def _plain_log_labels(axis: Any) -> None:
+    """Plain numbers on a log axis: "30" reads faster than "3 × 10¹"."""
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: stats.fmt(v)))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _nines(pct: float) -> float:
+    return -math.log10(1 - pct / 100.0) if pct < 100 else 5.0
+
+
+def _panels(run: dict[str, Any]) -> list[tuple[str, str, list[tuple[str, list[Sequence[float]]]]]]:
+    """(title, unit, [(label, points)]) for each timeline panel that has data."""
+    series = run.get("series", {})
+    latency = [
+        (n, e["points"]) for n, e in series.items() if e.get("unit") == "ms" and e.get("points")
+    ]
+    figures = _test_latency_points(run)
+    if figures:
+        latency.append(("test figures (ms)", figures))
+    rates = [
+        (n, e["points"])
+        for n, e in series.items()
+        if str(e.get("unit", "")).endswith("/s") and e.get("points")
+    ]
+    rss = [(n, e["points"]) for n, e in series.items() if n.endswith("_rss_mib") and e["points"]]
+    cpu = [(n, e["points"]) for n, e in series.items() if n.endswith("_cpu_pct") and e["points"]]
+    panels = [
+        ("Latency", "ms", latency),
+        ("Throughput", "per s", rates),
+        ("Server memory (RSS)", "MiB", rss),
+        ("Server CPU", "% of one core", cpu),
+    ]
+    return [p for p in panels if p[2]]
+
+
+def _test_latency_points(run: dict[str, Any]) -> list[Sequence[float]]:
+    points: list[Sequence[float]] = []
+    for test in run.get("tests", []):
+        for metric in test.get("metrics", []):
+            if metric.get("unit") == "ms" and test.get("end"):
+                points.append((test["end"], metric["value"]))
+    return sorted(points, key=lambda p: p[0])
+
+
+def timeline(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str | None:
+    """Latency, throughput, RSS and CPU over time, with the fault timeline on the same axis."""
+    panels = _panels(run)
+    if not panels:
+        return None
+    origin = float(
+        run.get("run", {}).get("started")
+        or min(p[0] for _t, _u, lines in panels for _n, pts in lines for p in pts)
+    )
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(12.5, 1.9 * len(panels) + 0.6), sharex=True, squeeze=False
+    )
+    for ax, (title, unit, lines) in zip(axes[:, 0], panels, strict=True):
+        for label, points in lines:
+            thin = _thin(points)
+            style = (
+                {"marker": "o", "linestyle": "none", "markersize": 3}
+                if label.startswith("test figures")
+                else {"linewidth": 1}
+            )
+            ax.plot([p[0] - origin for p in thin], [p[1] for p in thin], label=label, **style)
+        ax.set_ylabel(unit)
+        ax.set_title(title, loc="left", fontsize=10)
+        if len(lines) > 1 or title == "Latency":
+            # Above the plot, level with the title: inside it would hide the newest points.
+            ax.legend(
+                loc="lower right",
+                bbox_to_anchor=(1.0, 1.0),
+                fontsize=7,
+                frameon=False,
+                ncol=4,
+                borderaxespad=0.2,
+            )
+        _mark_faults(ax, episodes, origin)
+    _latency_scale(axes[0, 0], panels[0])
+    _fault_legend(axes[0, 0], episodes)
+    axes[-1, 0].set_xlabel("seconds since run start")
+    fig.tight_layout()
+    return to_svg(fig, "timeline")
+
+
+def _latency_scale(ax: Axes, panel: tuple[str, str, list[Any]]) -> None:
+    """Log scale when latencies span more than 50x, so a timeout does not flatten the rest."""
+    title, _unit, lines = panel
+    values = [p[1] for _label, points in lines for p in points if p[1] > 0]
+    if title == "Latency" and values and max(values) / min(values) > 50:
+        ax.set_yscale("log")
+        _plain_log_labels(ax.yaxis)
+    else:
+        ax.set_ylim(bottom=0)
+
+
+def _mark_faults(ax: Axes, episodes: list[dict[str, Any]], origin: float) -> None:
+    for episode in episodes:
+        start = episode["injected"] - origin
+        if "recovered" in episode:
+            ax.axvspan(start, episode["recovered"] - origin, color="#d62728", alpha=0.08)
+        for event, colour in FAULT_COLOURS.items():
+            if event in episode:
+                ax.axvline(
+                    episode[event] - origin,
+                    color=colour,
+                    linewidth=1.2,
+                    linestyle="-" if event == "injected" else "--",
+                )
+
+
+def _fault_legend(ax: Axes, episodes: list[dict[str, Any]]) -> None:
+    if not episodes:
+        return
+    seen = {event for e in episodes for event in FAULT_COLOURS if event in e}
+    handles = [
+        plt.Line2D(
+            [],
+            [],
+            color=FAULT_COLOURS[e],
+            linestyle="-" if e == "injected" else "--",
+            label=FAULT_LABELS[e],
+        )
+        for e in FAULT_COLOURS
+        if e in seen
+    ]
+    ax.figure.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=len(handles),
+        frameon=False,
+        fontsize=8,
+        bbox_to_anchor=(0.5, 1.02),
+    )

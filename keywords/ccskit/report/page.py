@@ -1,0 +1,388 @@
+"""The one-page HTML report: KPIs, scenario rows, charts, fault timeline, benchmark, changes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from . import bench, charts, kpis, stats
+from .compare import Change, Comparison, StatusChange
+
+CSS = (Path(__file__).with_name("report.css")).read_text(encoding="utf-8")
+NOT_MEASURED = "not measured in this run"
+OPS = {"<=": "≤", "<": "<", ">=": "≥", ">": ">", "==": "="}
+
+
+@dataclass
+class PageInput:
+    run: dict[str, Any]
+    comparison: Comparison | None = None
+    bench: dict[str, Any] | None = None
+    bench_path: str = ""
+    limit_pct: float = 20.0
+
+
+def _utc(epoch: float | None) -> str:
+    if not epoch:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _pct_text(change: Change) -> str:
+    delta = change.delta_pct
+    if delta is None:
+        return f"{stats.fmt(change.before)} → {stats.fmt(change.after)}"
+    arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
+    return f"{arrow} {abs(delta):.0f} %"
+
+
+def change_badge(change: Change | None) -> str:
+    """A short 'vs previous' badge: red when regressed, green when clearly better."""
+    if change is None:
+        return ""
+    css = "reg" if change.regressed else "imp" if change.improved else "same"
+    title = f"previous {stats.fmt(change.before, change.unit)}"
+    word = " regression" if change.regressed else ""
+    return f'<span class="delta {css}" title="{escape(title)}">{_pct_text(change)}{word}</span>'
+
+
+def render(data: PageInput) -> str:
+    """The whole page as one self-contained HTML document."""
+    run = data.run
+    kpi_results = kpis.evaluate(run)
+    episodes = kpis.fault_recoveries(run.get("faults", []))
+    pooled = stats.by_category(run.get("samples", {}))
+    parts = [
+        _header(run, data),
+        _kpi_section(kpi_results, data.comparison, bench.kpi_lines(data.bench)),
+        _changes(data.comparison, data.limit_pct),
+        _scenario_section(run, data.comparison),
+        _latency_section(run, pooled),
+        _timeline_section(run, episodes),
+        bench.section(data.bench, Path(data.bench_path)),
+        _footer(run),
+    ]
+    body = "\n".join(p for p in parts if p)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>CCS performance &amp; reliability report</title><style>{CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )
+
+
+def _counts(run: dict[str, Any]) -> dict[str, int]:
+    counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    for test in run.get("tests", []):
+        if test.get("kind") != "suite":
+            counts[test.get("status", "FAIL")] = counts.get(test.get("status", "FAIL"), 0) + 1
+    return counts
+
+
+def _figure_counts(run: dict[str, Any]) -> tuple[int, int]:
+    judged = [
+        m for t in run.get("tests", []) for m in t.get("metrics", []) if m.get("passed") is not None
+    ]
+    return sum(1 for m in judged if m["passed"]), len(judged)
+
+
+def _header(run: dict[str, Any], data: PageInput) -> str:
+    info = run.get("run", {})
+    counts = _counts(run)
+    ok, judged = _figure_counts(run)
+    started, ended = info.get("started"), info.get("ended")
+    duration = f"{ended - started:,.0f} s" if started and ended else "—"
+    verdict = "fail" if counts["FAIL"] or ok < judged else "pass"
+    regressions = len(data.comparison.regressions()) if data.comparison else None
+    chips = [
+        f'<span class="chip pass">{counts["PASS"]} passed</span>',
+        f'<span class="chip {"fail" if counts["FAIL"] else "muted"}">'
+        f"{counts['FAIL']} failed</span>",
+    ]
+    if counts["SKIP"]:
+        chips.append(f'<span class="chip muted">{counts["SKIP"]} skipped</span>')
+    chips.append(
+        f'<span class="chip {"pass" if ok == judged else "fail"}">{ok}/{judged} figures '
+        "within threshold</span>"
+    )
+    if regressions is not None:
+        css = "fail" if regressions else "pass"
+        chips.append(
+            f'<span class="chip {css}">{regressions} regression'
+            f"{'s' if regressions != 1 else ''} vs previous run</span>"
+        )
+    else:
+        chips.append('<span class="chip muted">no previous run to compare</span>')
+    processes = len(info.get("processes", []))
+    return (
+        f'<header class="{verdict}"><h1>CCS performance &amp; reliability report</h1>'
+        f'<p class="meta">Run <code>{escape(str(info.get("id")))}</code> · started '
+        f"{_utc(started)} · {duration} · {processes} robot process{'es' if processes != 1 else ''}"
+        f" · Robot Framework {escape(str(info.get('robot_version') or '?'))}</p>"
+        f'<p class="chips">{"".join(chips)}</p></header>'
+    )
+
+
+def _changes(comparison: Comparison | None, limit_pct: float) -> str:
+    if comparison is None:
+        return ""
+    prev = comparison.previous_run
+    regressions = comparison.regressions()
+    improvements = comparison.improvements()
+    head = (
+        f'<h2>Change since previous run</h2><p class="meta">Compared with run '
+        f"<code>{escape(str(prev.get('id')))}</code> started {_utc(prev.get('started'))}. "
+        f"A figure more than {limit_pct:g} % worse is a regression.</p>"
+    )
+    if not regressions and not improvements:
+        return (
+            f'<section id="changes">{head}<p>No figure changed by more than {limit_pct:g} %.'
+            "</p></section>"
+        )
+    figures = sorted(
+        (c for c in regressions if isinstance(c, Change)), key=lambda c: -(c.worse_pct or 0.0)
+    )
+    rows = [_status_row(c) for c in regressions if isinstance(c, StatusChange)]
+    rows += [_change_row(c, "reg") for c in figures]
+    rows += [_change_row(c, "imp") for c in improvements[:10]]
+    table = (
+        '<table class="changes"><tr><th></th><th>Figure</th><th class="num">Previous</th>'
+        f'<th class="num">Now</th><th class="num">Change</th></tr>{"".join(rows)}</table>'
+    )
+    return f'<section id="changes">{head}{table}</section>'
+
+
+def _status_row(change: StatusChange) -> str:
+    return (
+        f'<tr class="reg"><td><b>REGRESSION</b></td><td>{escape(change.label)}: test status</td>'
+        f'<td class="num">{change.before}</td><td class="num">{change.after}</td><td></td></tr>'
+    )
+
+
+def _change_row(change: Change, css: str) -> str:
+    word = "REGRESSION" if css == "reg" else "better"
+    return (
+        f'<tr class="{css}"><td><b>{word}</b></td><td>{escape(change.label)}</td>'
+        f'<td class="num">{stats.fmt(change.before, change.unit)}</td>'
+        f'<td class="num">{stats.fmt(change.after, change.unit)}</td>'
+        f'<td class="num">{_pct_text(change)}</td></tr>'
+    )
+
+
+def _kpi_section(
+    results: list[kpis.KpiResult], comparison: Comparison | None, bench_lines: dict[str, str]
+) -> str:
+    groups: dict[str, list[str]] = {}
+    for kpi in results:
+        change = comparison.kpis.get(kpi.spec.key) if comparison else None
+        card = _kpi_card(kpi, change, bench_lines.get(kpi.spec.key, ""))
+        groups.setdefault(kpi.spec.group, []).append(card)
+    columns = "".join(
+        f'<div class="kpi-group"><h3>{escape(g)}</h3>{"".join(cards)}</div>'
+        for g, cards in groups.items()
+    )
+    return (
+        '<section id="kpis"><h2>Key performance indicators</h2>'
+        f'<div class="kpis">{columns}</div></section>'
+    )
+
+
+def _kpi_card(kpi: kpis.KpiResult, change: Change | None, bench_line: str) -> str:
+    spec = kpi.spec
+    extra = f'<div class="bench-line">{escape(bench_line)}</div>' if bench_line else ""
+    if not kpi.measured:
+        return (
+            f'<div class="kpi none"><div class="label">{escape(spec.label)}</div>'
+            f'<div class="value">{NOT_MEASURED}</div>'
+            f'<div class="target">{escape(spec.target_text)}</div>{extra}</div>'
+        )
+    meets = kpi.meets_target
+    css = "ok" if meets else "bad" if meets is False else "info"
+    mark = " ✓" if meets else " ✗" if meets is False else ""
+    return (
+        f'<div class="kpi {css}"><div class="label">{escape(spec.label)}</div>'
+        f'<div class="value">{stats.fmt(kpi.value)} <small>{escape(spec.unit)}</small>'
+        f"{change_badge(change)}</div>"
+        f'<div class="detail">{escape(kpi.detail)}</div>'
+        f'<div class="target">{escape(spec.target_text)}{mark}</div>{extra}</div>'
+    )
+
+
+def _row_status(test: dict[str, Any], regressed: bool) -> str:
+    failed_figure = any(m.get("passed") is False for m in test.get("metrics", []))
+    status = test.get("status")
+    if status == "FAIL":
+        return "fail"
+    if status == "SKIP":
+        return "skip"
+    return "warn" if failed_figure or regressed else "pass"
+
+
+def _figure_cell(test: dict[str, Any], comparison: Comparison | None) -> tuple[str, bool]:
+    lines, regressed = [], False
+    for metric in test.get("metrics", []):
+        key = (test.get("suite", ""), test.get("test", ""), metric.get("name", ""))
+        change = comparison.figures.get(key) if comparison else None
+        regressed = regressed or bool(change and change.regressed)
+        passed = metric.get("passed")
+        css = "ok" if passed else "bad" if passed is False else "info"
+        limit = (
+            ""
+            if metric.get("threshold") is None
+            else (
+                f' <span class="thr">{OPS.get(metric.get("op", ""), "")} '
+                f"{stats.fmt(metric['threshold'], metric.get('unit', ''))}</span>"
+            )
+        )
+        lines.append(
+            f'<div class="fig {css}"><span class="name">{escape(metric["name"])}</span> '
+            f"<b>{stats.fmt(metric['value'], metric.get('unit', ''))}</b>{limit}"
+            f"{change_badge(change)}</div>"
+        )
+    return "".join(lines) or '<span class="muted">no figures</span>', regressed
+
+
+def _scenario_row(test: dict[str, Any], comparison: Comparison | None) -> str:
+    figures, regressed = _figure_cell(test, comparison)
+    css = _row_status(test, regressed)
+    status_change = (
+        comparison.statuses.get((test.get("suite", ""), test.get("test", "")))
+        if comparison
+        else None
+    )
+    label = test.get("status", "?") + (" · regressed" if regressed else "")
+    if status_change is not None:
+        label += f" (was {status_change.before})"
+    message = f'<div class="msg">{escape(test["message"])}</div>' if test.get("message") else ""
+    tags = " ".join(f'<span class="tag">{escape(t)}</span>' for t in test.get("tags", []))
+    return (
+        f'<tr class="{css}"><td class="status">{escape(label)}</td>'
+        f'<td><div class="suite">{escape(test.get("suite", ""))}</div>'
+        f'<div class="test">{escape(test.get("test", ""))}</div>{tags}{message}</td>'
+        f'<td>{figures}</td><td class="num">{stats.fmt(test.get("elapsed_s"), "s")}</td></tr>'
+    )
+
+
+def _scenario_section(run: dict[str, Any], comparison: Comparison | None) -> str:
+    tests = run.get("tests", [])
+    if not tests:
+        return (
+            '<section id="scenarios"><h2>Scenarios</h2>'
+            f'<p class="none">No test ran: {NOT_MEASURED}.</p></section>'
+        )
+    shown = [t for t in tests if t.get("metrics") or t.get("status") != "PASS"]
+    quiet = [t for t in tests if t not in shown]
+    head = (
+        "<thead><tr><th>Status</th><th>Scenario</th><th>Figures vs thresholds</th>"
+        "<th>Time</th></tr></thead>"
+    )
+    rows = "".join(_scenario_row(t, comparison) for t in shown)
+    table = f'<table class="scenarios">{head}<tbody>{rows}</tbody></table>' if shown else ""
+    rest = ""
+    if quiet:
+        items = "".join(
+            f"<li>{escape(t.get('suite', ''))} › {escape(t.get('test', ''))}</li>" for t in quiet
+        )
+        rest = (
+            f"<details><summary>{len(quiet)} more passed test{'s' if len(quiet) != 1 else ''}"
+            f' without measured figures</summary><ul class="quiet">{items}</ul></details>'
+        )
+    return (
+        f'<section id="scenarios"><h2>Scenarios</h2><p class="meta">One row per test that '
+        f"measured something or did not pass. Green: passed and within thresholds; amber: "
+        f"passed but a figure missed its threshold or regressed; red: failed.</p>{table}{rest}"
+        "</section>"
+    )
+
+
+def _sample_table(run: dict[str, Any]) -> str:
+    latency = stats.latency_samples(run.get("samples", {}))
+    if not latency:
+        return ""
+    head = (
+        "<tr><th>Samples</th><th>Category</th><th>n</th><th>mean</th><th>p50</th><th>p90</th>"
+        "<th>p99</th><th>p99.9</th><th>max</th></tr>"
+    )
+    rows = []
+    for name in sorted(latency, key=lambda n: (stats.category_of(n), n)):
+        s = stats.summarize(latency[name]["values"])
+        cells = "".join(
+            f'<td class="num">{stats.fmt(s[k])}</td>'
+            for k in ("mean", "p50", "p90", "p99", "p99.9", "max")
+        )
+        rows.append(
+            f"<tr><td>{escape(name)}</td><td>{stats.category_label(stats.category_of(name))}"
+            f'</td><td class="num">{s["count"]:,}</td>{cells}</tr>'
+        )
+    return (
+        f'<table class="samples"><caption>all figures in ms</caption>{head}{"".join(rows)}</table>'
+    )
+
+
+def _latency_section(run: dict[str, Any], pooled: dict[str, list[float]]) -> str:
+    missing = [stats.category_label(c) for c in ("db", "ws", "e2e") if not pooled.get(c)]
+    note = f'<p class="none">{", ".join(missing)}: {NOT_MEASURED}.</p>' if missing else ""
+    dist = charts.latency_distribution(pooled)
+    pct = charts.percentile_chart(pooled)
+    if dist is None:
+        return f'<section id="latency"><h2>Latency</h2>{note}</section>'
+    return (
+        f'<section id="latency"><h2>Latency</h2>{note}<h3>Distribution</h3>{dist}'
+        f"<h3>By percentile</h3>{pct}{_sample_table(run)}</section>"
+    )
+
+
+def _fault_table(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str:
+    if not episodes:
+        return f'<p class="none">Fault timeline: no fault injected — {NOT_MEASURED}.</p>'
+    origin = float(run.get("run", {}).get("started") or episodes[0]["injected"])
+    rows = []
+    for e in episodes:
+        back = e.get("recovered")
+        ack = e.get("first_ack")
+        rows.append(
+            f"<tr><td>{escape(str(e.get('kind')))}</td><td>{escape(e.get('detail', ''))}</td>"
+            f'<td class="num">{e["injected"] - origin:,.2f} s</td>'
+            f'<td class="num">{_after(back, e["injected"])}</td>'
+            f'<td class="num">{_after(ack, e["injected"])}</td></tr>'
+        )
+    head = (
+        '<tr><th>Fault</th><th>Detail</th><th class="num">Injected at</th>'
+        '<th class="num">Service back after</th><th class="num">First acknowledged send after'
+        "</th></tr>"
+    )
+    return f'<table class="faults">{head}{"".join(rows)}</table>'
+
+
+def _after(moment: float | None, start: float) -> str:
+    return "never seen" if moment is None else f"{moment - start:,.2f} s"
+
+
+def _timeline_section(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str:
+    chart = charts.timeline(run, episodes)
+    series = run.get("series", {})
+    missing = []
+    if not any(str(e.get("unit", "")).endswith("/s") for e in series.values()):
+        missing.append("throughput over time")
+    if not any(n.endswith("_rss_mib") for n in series):
+        missing.append("server RSS")
+    if not any(n.endswith("_cpu_pct") for n in series):
+        missing.append("server CPU")
+    note = f'<p class="none">{", ".join(missing)}: {NOT_MEASURED}.</p>' if missing else ""
+    return (
+        f'<section id="timeline"><h2>Over time, with the fault timeline</h2>{note}'
+        f"{chart or ''}{_fault_table(run, episodes)}</section>"
+    )
+
+
+def _footer(run: dict[str, Any]) -> str:
+    files = [p.get("file") for p in run.get("run", {}).get("processes", []) if p.get("file")]
+    return (
+        "<footer>Generated by <code>scripts/report.py</code> at "
+        f"{_utc(time.time())} from {len(files)} metrics file{'s' if len(files) != 1 else ''} "
+        "written by <code>keywords/CCSMetricsListener.py</code>. Every figure and chart comes "
+        "from this run's measurements; anything not measured is said so.</footer>"
+    )

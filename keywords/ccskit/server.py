@@ -1,0 +1,146 @@
+"""Start the reference server as a child process on a free port, or attach to ``SUT_URL``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg2
+import requests
+
+from .config import PROJECT_ROOT, RESULTS_DIR, KitConfig
+
+# Short windows so presence and liveness tests stay fast; a team pointing the kit at its own
+# deployment sets SUT_URL instead and these are not used.
+FAST_DEFAULTS = {
+    "CCS_PRESENCE_GRACE_MS": "300",
+    "CCS_REPAIR_INTERVAL_MS": "500",
+    "CCS_LOG_LEVEL": "INFO",
+}
+
+
+class ServerStartError(RuntimeError):
+    """The reference server did not become ready."""
+
+
+def ensure_database(database_url: str) -> None:
+    """Create the server's database if missing (the server expects it to exist)."""
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/") or "ccs"
+    admin_url = parts._replace(path="/postgres").geturl()
+    conn = psycopg2.connect(admin_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                try:
+                    cur.execute(f'CREATE DATABASE "{name}"')
+                except psycopg2.errors.DuplicateDatabase:
+                    pass  # another process created it at the same moment
+    finally:
+        conn.close()
+
+
+def wait_healthy(
+    base_url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll ``GET /health`` until 200, the process dies, or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServerStartError(f"server exited with code {proc.returncode} before ready")
+        try:
+            response = requests.get(f"{base_url}/health", timeout=2)
+            if response.status_code == 200:
+                return
+            last = f"HTTP {response.status_code}: {response.text[:200]}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(0.1)  # polling an external process: there is no event to wait on
+    raise ServerStartError(f"GET {base_url}/health not 200 within {timeout:.0f} s (last: {last})")
+
+
+@dataclass
+class ServerProcess:
+    """A reference server child process and where its log goes."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path = RESULTS_DIR
+    python: str = sys.executable
+    cwd: Path = PROJECT_ROOT
+    proc: subprocess.Popen[bytes] | None = None
+    base_url: str = ""
+    log_path: Path | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start on a free port; returns the base URL once ``/health`` answers 200."""
+        config = KitConfig.from_env()
+        ensure_database(self.env.get("DATABASE_URL", config.database_url))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        port_file = Path(tempfile.mkstemp(prefix="ccs-port-", dir=self.log_dir)[1])
+        port_file.write_text("")
+        env = {**os.environ, **FAST_DEFAULTS, **self.env}
+        env.update(CCS_HOST="127.0.0.1", CCS_PORT="0", CCS_PORT_FILE=str(port_file))
+        env.setdefault("DATABASE_URL", config.database_url)
+        env.setdefault("CCS_TOKEN_SECRET", config.token_secret)
+        self.log_path = self.log_dir / f"ccs-server-{os.getpid()}-{int(time.time())}.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [self.python, "-m", "ccs_server", "serve"],
+                cwd=self.cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            port = self._wait_port(port_file, timeout)
+            self.base_url = f"http://127.0.0.1:{port}"
+            wait_healthy(self.base_url, timeout, self.proc)
+        except ServerStartError as exc:
+            self.stop()
+            raise ServerStartError(f"{exc}\nlog {self.log_path}:\n{self.log_tail()}") from None
+        finally:
+            port_file.unlink(missing_ok=True)
+        return self.base_url
+
+    def _wait_port(self, port_file: Path, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = port_file.read_text().strip()
+            if text.isdigit():
+                return int(text)
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ServerStartError(f"server exited with code {self.proc.returncode}")
+            time.sleep(0.05)  # the port file is written by another process
+        raise ServerStartError(f"no port written to {port_file} within {timeout:.0f} s")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (graceful shutdown), then SIGKILL after ``timeout``; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode

@@ -1,0 +1,77 @@
+*** Settings ***
+Documentation       Seed test 1.3 - Message delivery confirmations.
+...
+...                 Delivery and read are tracked per device in the database, the sender's devices
+...                 are told, receipts never move backwards, an offline device gets its backlog in
+...                 order on reconnect with nothing missing or doubled, and each message's status
+...                 per device can be read through the API.
+
+Resource            ../../resources/ccs.resource
+
+Test Setup          A Team Room Where Alice And Bob Are Members And Carol Is Not
+Test Tags           seed-1.3
+
+
+*** Test Cases ***
+Delivery And Read Are Tracked Per Device In The Database
+    [Tags]    smoke
+    Given Devices Are Connected    alice-phone    bob-tablet    bob-phone
+    And "alice-phone" Has Sent 3 Messages To "team-room"
+    When "bob-tablet" Confirms Delivery Up To "3" In "team-room"
+    And "bob-tablet" Confirms Reading Up To "2" In "team-room"
+    Then "bob-tablet" Should Have Delivered Up To "3" And Read Up To "2" In "team-room"
+    And "bob-phone" Should Have Delivered Up To "0" And Read Up To "0" In "team-room"
+
+Reading A Message Also Marks It Delivered
+    Given Devices Are Connected    alice-phone    bob-tablet
+    And "alice-phone" Has Sent 2 Messages To "team-room"
+    When "bob-tablet" Confirms Reading Up To "2" In "team-room"
+    Then "bob-tablet" Should Have Delivered Up To "2" And Read Up To "2" In "team-room"
+
+The Sender's Devices Receive The Receipt Events
+    Given Devices Are Connected    alice-phone    alice-laptop    bob-tablet
+    And "alice-phone" Has Sent 2 Messages To "team-room"
+    When "bob-tablet" Confirms Reading Up To "2" In "team-room"
+    Then "alice-phone" Should Be Told "bob-tablet" Read Up To "2" In "team-room"
+    And "alice-laptop" Should Be Told "bob-tablet" Read Up To "2" In "team-room"
+
+Receipts Never Move Backwards
+    Given Devices Are Connected    alice-phone    bob-tablet
+    And "alice-phone" Has Sent 3 Messages To "team-room"
+    And "bob-tablet" Confirms Reading Up To "3" In "team-room"
+    When "bob-tablet" Confirms Reading Up To "1" In "team-room"
+    Then The Last Receipt Should Have Changed Nothing
+    And "bob-tablet" Should Have Delivered Up To "3" And Read Up To "3" In "team-room"
+
+A Receipt Beyond The Newest Message Is Rejected
+    Given Devices Are Connected    alice-phone    bob-tablet
+    And "alice-phone" Has Sent 2 Messages To "team-room"
+    When "bob-tablet" Tries To Confirm Reading Up To "5" In "team-room"
+    Then The Receipt Should Be Rejected As "out_of_range"
+    And "bob-tablet" Should Have Delivered Up To "0" And Read Up To "0" In "team-room"
+
+An Offline Device Receives Its Backlog In Order Before Live Messages
+    [Tags]    smoke
+    Given Devices Are Connected    alice-phone
+    And "alice-phone" Has Sent 5 Messages To "team-room"
+    When Devices Are Connected    bob-phone
+    And "alice-phone" Sends "live after the backlog" To "team-room"
+    Then "bob-phone" Should Be Told "team-room" Was Fully Recovered
+    And "bob-phone" Should Receive Messages 1 To 6 Of "team-room" In Order
+
+A Reconnecting Device Resumes After Its Last Seq Without Gaps Or Duplicates
+    Given Devices Are Connected    alice-phone    bob-phone
+    And "alice-phone" Has Sent 2 Messages To "team-room"
+    And "bob-phone" Has Received Messages 1 To 2 Of "team-room"
+    When "bob-phone" Disconnects
+    And "alice-phone" Has Sent 3 Messages To "team-room"
+    And "bob-phone" Reconnects And Resumes
+    Then "bob-phone" Should Receive Messages 3 To 5 Of "team-room" In Order
+
+The Status Of Each Message Per Device Is Available Through The API
+    [Tags]    smoke
+    Given Devices Are Connected    alice-phone    bob-tablet    bob-phone
+    And "alice-phone" Has Sent 1 Messages To "team-room"
+    When "bob-tablet" Confirms Reading Up To "1" In "team-room"
+    Then Status Of Message "1" In "team-room" Should Show "bob-tablet" As Delivered And Read
+    And Status Of Message "1" In "team-room" Should Show "bob-phone" As Not Delivered

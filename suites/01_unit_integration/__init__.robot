@@ -1,0 +1,7 @@
+*** Settings ***
+Documentation       Phase 1 of the seed plan: unit integration tests (Tests 1.1-1.3).
+...                 Database <-> WebSocket message flow, real-time presence and delivery
+...                 confirmations, each proven against the server, its database and live sockets.
+
+Test Tags           phase-1
+Test Timeout        1 minute

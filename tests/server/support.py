@@ -1,0 +1,259 @@
+"""Test support for the reference server: a real server process, a fixture API and a WS client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from ccs_server.auth import mint_token
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "ccs-test-secret-0123456789abcdef"
+SCALE = float(os.environ.get("CCS_TIMEOUT_SCALE", "1.0"))
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def t(seconds: float) -> float:
+    """A timeout scaled for slow machines."""
+    return seconds * SCALE
+
+
+class ServerProcess:
+    """``python -m ccs_server serve`` as a child process on a free port."""
+
+    def __init__(self, dsn: str, workdir: Path, name: str, **overrides: str) -> None:
+        self.dsn = dsn
+        self.name = name
+        self.port_file = workdir / f"{name}.port"
+        self.log_file = workdir / f"{name}.log"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": dsn,
+            "CCS_PORT": "0",
+            "CCS_PORT_FILE": str(self.port_file),
+            "CCS_NODE_ID": name,
+            "CCS_TOKEN_SECRET": SECRET,
+            "CCS_LOG_FILE": str(self.log_file),
+            "CCS_REPAIR_INTERVAL_MS": "200",
+            "CCS_PRESENCE_GRACE_MS": "300",
+            **overrides,
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = 0
+        self.stdout = b""
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    async def start(self) -> ServerProcess:
+        """Start and wait for the documented readiness line."""
+        self.port_file.unlink(missing_ok=True)
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ccs_server", "serve", cwd=ROOT, env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), t(20))
+        self.stdout = line
+        if not line.startswith(b"CCS listening on http://127.0.0.1:"):
+            err = await self.proc.stderr.read() if self.proc.stderr else b""
+            raise RuntimeError(f"server {self.name} did not start: {line!r} {err[-2000:]!r}")
+        self.port = int(line.decode().strip().rsplit(":", 1)[1])
+        assert self.port_file.read_text() == str(self.port)
+        return self
+
+    async def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.proc is None or self.proc.returncode is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.terminate()
+        try:
+            return await asyncio.wait_for(self.proc.wait(), t(10))
+        except TimeoutError:
+            self.proc.kill()
+            return await self.proc.wait()
+
+    def token(self, user: str, device: str | None = None, ttl: int = 3600,
+              admin: bool = False) -> str:
+        return mint_token(SECRET, user, device, ttl, admin)
+
+
+_ids = itertools.count(1)
+
+
+class Api:
+    """Fixture creation through the REST API with an admin token; ids unique per test run."""
+
+    def __init__(self, server: ServerProcess, http: aiohttp.ClientSession, run: str) -> None:
+        self.server = server
+        self.http = http
+        self.run = run
+        self.admin = {"Authorization": "Bearer " + server.token("admin", admin=True)}
+
+    def uid(self, name: str) -> str:
+        return f"{name}-{self.run}-{next(_ids)}"
+
+    async def call(self, method: str, path: str, json_body: Any = None,
+                   token: str | None = None) -> tuple[int, Any]:
+        headers = {"Authorization": "Bearer " + token} if token else self.admin
+        async with self.http.request(method, self.server.base + path, json=json_body,
+                                     headers=headers) as resp:
+            text = await resp.text()
+            return resp.status, (json.loads(text) if text else None)
+
+    async def user(self, name: str, devices: int = 1) -> tuple[str, list[str]]:
+        """A user and ``devices`` devices named ``<user>-d<i>``."""
+        user = self.uid(name)
+        status, _ = await self.call("POST", "/v1/users", {"user_id": user})
+        assert status == 201
+        devs = []
+        for i in range(devices):
+            status, _ = await self.call("POST", f"/v1/users/{user}/devices",
+                                        {"device_id": f"{user}-d{i}"})
+            assert status == 201
+            devs.append(f"{user}-d{i}")
+        return user, devs
+
+    async def conversation(self, *members: str) -> str:
+        conv = self.uid("conv")
+        status, body = await self.call("POST", "/v1/conversations",
+                                       {"conversation_id": conv, "members": list(members)})
+        assert status == 201, body
+        return conv
+
+
+class Client:
+    """A device connection that records every frame it receives."""
+
+    refs = itertools.count(1)
+
+    def __init__(self, ws: ClientConnection, user: str, device: str) -> None:
+        self.ws = ws
+        self.user = user
+        self.device = device
+        self.frames: list[dict[str, Any]] = []
+        self.welcome: dict[str, Any] = {}
+        self.changed = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, server: ServerProcess, user: str, device: str,
+                   resume: dict[str, Any] | None = None, hello: bool = True) -> Client:
+        ws = await websockets.connect(server.ws_url, compression=None, max_size=2**22)
+        client = cls(ws, user, device)
+        if hello:
+            frame: dict[str, Any] = {"type": "hello", "ref": "hello",
+                                     "token": server.token(user, device)}
+            if resume is not None:
+                frame["resume"] = resume
+            await client.send(frame)
+            client.welcome = await client.wait_for(lambda f: f.get("type") in ("welcome", "error"))
+            assert client.welcome["type"] == "welcome", client.welcome
+        return client
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                self.frames.append(json.loads(raw))
+                self.changed.set()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+            self.changed.set()
+
+    @property
+    def close_code(self) -> int | None:
+        rcvd = self.ws.protocol.close_rcvd
+        return None if rcvd is None else rcvd.code
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def request(self, frame: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
+        """Send a command and return its ``ack`` or ``error``."""
+        ref = frame.setdefault("ref", f"r{next(self.refs)}")
+        await self.send(frame)
+        return await self.wait_for(
+            lambda f: f.get("ref") == ref and f.get("type") in ("ack", "error"), timeout
+        )
+
+    async def send_msg(self, conv: str, body: Any, cmid: str | None = None) -> dict[str, Any]:
+        cmid = cmid or f"c{next(self.refs)}"
+        return await self.request({"type": "send", "conversation_id": conv,
+                                   "client_msg_id": cmid, "body": body})
+
+    async def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 5,
+                       start: int = 0) -> dict[str, Any]:
+        """First frame (from index ``start``) matching ``pred``; fail after ``timeout``."""
+        deadline = time.monotonic() + t(timeout)
+        seen = start
+        while True:
+            for frame in self.frames[seen:]:
+                if pred(frame):
+                    return frame
+            seen = len(self.frames)
+            if self.closed.is_set():
+                raise AssertionError(f"closed ({self.close_code}) before match; last frames: "
+                                     f"{self.frames[-5:]}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching frame within {timeout}s; last frames: "
+                                     f"{self.frames[-5:]}")
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+    def messages(self, conv: str, kind: str = "message") -> list[dict[str, Any]]:
+        return [f for f in self.frames if f.get("type") == kind and f.get("conversation_id") == conv]
+
+    async def wait_messages(self, conv: str, count: int, timeout: float = 5) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` message frames of ``conv`` arrived."""
+        await self.wait_for(lambda _f: len(self.messages(conv)) >= count, timeout)
+        return self.messages(conv)
+
+    async def wait_closed(self, timeout: float = 5) -> int | None:
+        await asyncio.wait_for(self.closed.wait(), t(timeout))
+        return self.close_code
+
+    async def close(self) -> None:
+        await self.ws.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.reader, t(5))
+
+
+async def create_database(name: str) -> str:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
