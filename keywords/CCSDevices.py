@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import timedelta
@@ -12,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package
 
 from ccskit import timing
 from ccskit.api import registry
-from ccskit.client import ClientError, DeviceClient
+from ccskit.client import ClientError, ConnectRefused, DeviceClient
 from ccskit.closecodes import describe_close
 from ccskit.config import scaled, target
 from ccskit.frames import Frame, describe_match, format_frames
@@ -90,7 +91,7 @@ class CCSDevices:
     def connect_device(
         self,
         alias: str,
-        resume: bool = False,
+        resume: bool | dict[str, int] = False,
         timeout: timedelta = FIVE_S,
         user_id: str | None = None,
         device_id: str | None = None,
@@ -101,8 +102,9 @@ class CCSDevices:
 
         ``alias`` is a device fixture name; ``user_id``/``device_id``/``token`` override the
         fixture. With ``resume=True`` the hello names, per conversation, the last seq this
-        device already saw (reconnect); otherwise the server resumes from the stored cursor.
-        ``token_in`` is ``hello``, ``header`` or ``query``.
+        device already saw (reconnect); a dictionary names its own ``{conversation: seq}``;
+        otherwise the server resumes from the stored cursor. ``token_in`` is ``hello``,
+        ``header`` or ``query``.
 
         | ${welcome}= | Connect Device | alice-phone |
         | Connect Device | bob-tablet | resume=${True} |
@@ -122,9 +124,42 @@ class CCSDevices:
             self._devices[alias] = client
             self._logged[alias] = 0
         seconds = scaled(timeout)
-        welcome = self._run(client.open(resume=resume, timeout=seconds), seconds)
+        welcome = self._run(client.open(resume=resume, timeout_s=seconds), seconds)
         logger.info(f"'{alias}' connected as {client.device_id}: {json.dumps(welcome)[:400]}")
         return welcome
+
+    @keyword
+    def connect_device_expecting_failure(
+        self,
+        alias: str,
+        timeout: timedelta = FIVE_S,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        token: str | None = None,
+        token_in: str = "hello",
+        resume: bool | dict[str, int] = False,
+    ) -> str:
+        """Tries to connect and expects refusal; returns how, e.g. ``HTTP 401`` or
+        ``auth_failed, closed with 4501 authentication failed``. Fails if a welcome comes.
+
+        | ${how}= | Connect Device Expecting Failure | alice-phone | token=garbage |
+        | Should Start With | ${how} | auth_failed |
+        """
+        try:
+            welcome = self.connect_device(
+                alias, resume, timeout, user_id, device_id, token, token_in
+            )
+        except ConnectRefused as exc:
+            return f"HTTP {exc.status}"
+        except ClientError:
+            client = self._devices[alias]
+            self.device_close_code(alias, timeout)
+            errors = client.find("error", {}, since=client.connection_start)
+            code = (errors[-1].data or {}).get("code") if errors else "no error frame"
+            return f"{code}, {client.state()}"
+        raise AssertionError(
+            f"'{alias}' expected the connection to be refused, got welcome {json.dumps(welcome)}"
+        )
 
     @keyword
     def disconnect_device(self, alias: str, timeout: timedelta = FIVE_S) -> None:
@@ -200,7 +235,8 @@ class CCSDevices:
         ``conversation_id`` may be a fixture name. Numeric strings stay strings: use
         ``${3}`` for numbers.
 
-        | ${reply}= | Send Command | bob-tablet | receipt | conversation_id=team-room | kind=read | seq=${2} |
+        | ${reply}= | Send Command | bob-tablet | receipt | conversation_id=team-room |
+        | ...       | kind=read | seq=${2} |
         """
         client = self._device(alias)
         frame: dict[str, Any] = {"type": command, **fields}
@@ -358,7 +394,7 @@ class CCSDevices:
         seconds = scaled(timeout)
         fields = {"conversation_id": conv, "client_msg_id": client_msg_id}
         frame: Frame = self._run(client.wait_for("message", fields, seconds, since=0), seconds)
-        latency_ms = (frame.mono - sent) * 1000.0
+        latency_ms = round((frame.mono - sent) * 1000.0, 3)
         recorder.add_samples(metric, [latency_ms], "ms")
         logger.info(f"'{alias}' received {client_msg_id} {latency_ms:.2f} ms after the send")
         return latency_ms
@@ -408,10 +444,8 @@ class CCSDevices:
         """Waits for ``alias``'s connection to close; returns e.g. ``4001 slow consumer``."""
         client = self._device(alias)
         seconds = scaled(timeout)
-        try:
+        with contextlib.suppress(ClientError):  # wait_for returns early once closed
             self._run(client.wait_for("__closed__", {}, seconds), seconds)
-        except ClientError:
-            pass  # wait_for returns early once the connection is closed
         if client.close_code is None:
             raise AssertionError(
                 f"'{alias}' expected its connection to close within {seconds:.1f} s, "

@@ -139,7 +139,7 @@ class CCSLoad:
     def connect_load_fleet(self, name: str, timeout: timedelta = TWO_MIN) -> int:
         """Connects every device of ``name`` (200 handshakes in flight); fails if any fails.
 
-        Returns the number of live connections; records the handshake rate.
+        Returns the number of live connections; logs the handshake rate.
         """
         run, seconds = self._fleet(name), scaled(timeout)
         stats = self._run(run.connect(timeout_s=seconds), seconds + 5)
@@ -147,7 +147,6 @@ class CCSLoad:
             f"fleet '{name}': {stats.connected}/{stats.wanted} connected in "
             f"{stats.seconds:.1f} s ({stats.per_s:.0f}/s)"
         )
-        recorder.record(f"{name} handshakes per s", stats.per_s, "1/s")
         if stats.failed:
             raise AssertionError(
                 f"{stats.failed} of {stats.wanted} connections of '{name}' failed: {stats.errors}"
@@ -203,8 +202,15 @@ class CCSLoad:
         )
         result = stats.as_dict()
         logger.info(f"fleet '{name}' phase {stats.phase}: {json.dumps(result, default=str)}")
-        recorder.add_samples(f"{name} delivery latency", self._latencies(run, stats.phase), "ms")
+        # Sample names follow the report's rules (ccskit.report): ws_* delivery, db_* operation.
+        recorder.add_samples("ws_delivery_ms", self._latencies(run, stats.phase), "ms")
+        recorder.add_samples("db_op_ms", self._ack_times(run, stats.phase), "ms")
+        recorder.add_point("throughput_msgs_per_s", stats.ack_rate_per_s, "msg/s")
         return result
+
+    @staticmethod
+    def _ack_times(run: LoadRun, phase: int) -> list[float]:
+        return [(r.t_ack - r.t_sent) * 1000 for r in run.sent if r.phase == phase and r.seq]
 
     @staticmethod
     def _latencies(run: LoadRun, phase: int) -> list[float]:
@@ -336,6 +342,28 @@ class CCSLoad:
         logger.info(f"receipt race: {outcome}")
         return outcome
 
+    # ----- figures ---------------------------------------------------------------------------
+    @keyword
+    def record_figure(
+        self, name: str, value: float, unit: str, op: str = "", threshold: float | None = None
+    ) -> float:
+        """Records a measured figure for the report, beside its threshold when given, and fails
+        when the figure misses it.
+
+        | Record Figure | ws_delivery_avg_ms | ${avg} | ms | < | 50 |
+        | Record Figure | messages_per_s     | ${rate} | msg/s |
+        """
+        metric = recorder.record(name, value, unit, threshold, op or "<=")
+        shown = f"{name} = {value:.3f} {unit}"
+        if threshold is None:
+            logger.info(shown)
+            return float(value)
+        verdict = "meets" if metric.passed else "MISSES"
+        logger.info(f"{shown} {verdict} threshold {metric.op} {threshold:g} {unit}")
+        if not metric.passed:
+            raise AssertionError(f"{shown}, expected {metric.op} {threshold:g} {unit}")
+        return float(value)
+
     # ----- server resources ------------------------------------------------------------------
     @keyword
     def server_process_id(self) -> int:
@@ -374,10 +402,10 @@ class CCSLoad:
         report = self._run(self._monitor.stop(), 30)
         self._monitor = None
         for s in report.samples:
-            recorder.add_point("server rss", s.rss_mib, "MiB", s.t)
-            recorder.add_point("server cpu", s.cpu_percent, "%", s.t)
+            recorder.add_point("server_rss_mib", s.rss_mib, "MiB", s.t)
+            recorder.add_point("server_cpu_pct", s.cpu_percent, "%", s.t)
         for t, n in report.db_connections:
-            recorder.add_point("server db connections", n, "connections", t)
+            recorder.add_point("server_db_connections", n, "connections", t)
         summary = report.summary()
         logger.info(f"server monitor: {summary}")
         return summary

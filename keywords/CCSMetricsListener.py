@@ -15,9 +15,11 @@ per item, each writes its own file and ``scripts/merge_metrics.py`` merges them.
 Where the file goes: the listener argument, else ``CCS_METRICS_DIR``, else ``<output dir>/metrics``
 (for pabot the folder above ``pabot_results``, so every worker writes next to the others).
 The server's RSS and CPU are sampled in a background thread whenever its PID is known
-(``ccskit.config.target.pid`` set by CCSServer, else ``CCS_SERVER_PID``).
-Runs are told apart by ``CCS_RUN_ID`` (set it in the runner so pabot workers share it); without it
-the pabot parent process, or this process, names the run.
+(``ccskit.config.target.pid`` set by CCSServer, ``CCS_SERVER_PID``, or the process listening on a
+local ``SUT_URL``); under pabot only the workers of pool 0 sample. Runs are told apart by
+``CCS_RUN_ID`` (set it in the runner so pabot workers share it); without it the pabot parent
+process, or this process, names the run. The top suite gets a ``Performance report`` metadata link
+to ``performance-report.html`` unless the runner set one with ``--metadata``.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class CCSMetricsListener:
         if parked:
             entry = self._entry(result, result.full_name, SUITE_ENTRY, parked)
             entry["kind"] = "suite"
+            entry["status"] = _fixture_status(result)
             self._tests.append(entry)
         if result.parent is None:
             # The link works from report.html because both pages live in the output folder.
@@ -146,8 +149,11 @@ class CCSMetricsListener:
             "python": platform.python_version(),
             "pabot_pool_id": _variable("${PABOTEXECUTIONPOOLID}"),
         }
-        # Follows the server's PID as CCSServer sets it (or CCS_SERVER_PID); idle while unknown.
-        sampler.watch(sampler.server_pid(), source=sampler.server_pid)
+        # Under pabot only pool 0 samples: every worker watching one server would double the chart.
+        if str(self._run["pabot_pool_id"] or 0) == "0":
+            # Follows the server's PID as CCSServer sets it (or CCS_SERVER_PID, or whoever
+            # listens on a local SUT_URL); idle while unknown.
+            sampler.watch(sampler.server_pid(), source=sampler.server_pid)
 
     def _park_leftovers(self, suite: str) -> None:
         leftovers = recorder.take_current()
@@ -198,3 +204,9 @@ def _robot_version() -> str | None:
         return VERSION
     except ImportError:
         return None
+
+
+def _fixture_status(suite: Any) -> str:
+    """FAIL when the suite's own setup or teardown failed; a failing test is not the fixture's."""
+    fixtures = [k for k in (suite.setup, suite.teardown) if k]
+    return "FAIL" if any(k.status == "FAIL" for k in fixtures) else "PASS"

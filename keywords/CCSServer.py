@@ -50,9 +50,9 @@ class CCSServer:
 
         | Start Reference Server | CCS_PRESENCE_GRACE_MS=100 |
         """
-        if self._process is not None and self._process.proc is not None:
-            if self._process.proc.poll() is None:
-                raise AssertionError(f"a reference server already runs at {target.base_url}")
+        running = self._process is not None and self._process.proc is not None
+        if running and self._process.proc.poll() is None:  # type: ignore[union-attr]
+            raise AssertionError(f"a reference server already runs at {target.base_url}")
         self._process = ServerProcess(env=dict(env))
         base_url = self._process.start(timeout.total_seconds())
         target.base_url, target.pid = base_url, self._process.pid

@@ -164,7 +164,21 @@ async def measure_raw(bench: Bench) -> dict[str, Any]:
         f"p50={lat['p50']:.3f} ms p99={lat['p99']:.3f} ms",
         flush=True,
     )
-    return {"rtt": rtt, "commit": commit}
+    notify_db = f"ccsbench_rawn_{os.getpid()}"
+    notify = await raw_commit(
+        ADMIN_DSN,
+        ADMIN_DSN.rsplit("/", 1)[0] + f"/{notify_db}",
+        notify_db,
+        connections=bench.args.pool,
+        seconds=1.0 if bench.args.quick else 2.0,
+        notify=True,
+    )
+    print(
+        f"raw commit with a NOTIFY trigger ({notify['connections']} conns): "
+        f"{notify['per_s']:.0f}/s",
+        flush=True,
+    )
+    return {"rtt": rtt, "commit": commit, "commit_notify": notify}
 
 
 async def sweep(bench: Bench, srv: ReferenceServer) -> dict[str, Any]:
@@ -179,7 +193,7 @@ async def sweep(bench: Bench, srv: ReferenceServer) -> dict[str, Any]:
     bench.context["provision_s"] = round(time.perf_counter() - t0, 1)
     run = LoadRun(srv.ws_url, rooms)
     bench.prime_cpu()
-    bench.row("idle server", 0)
+    bench.row("provisioned, idle", 0)
     for n in (100, args.rooms_connections):
         bench.prime_cpu()
         stats = await run.connect(rooms.devices[:n])
@@ -225,8 +239,8 @@ async def start_profiler(out: str, pid: int) -> asyncio.subprocess.Process | Non
     """``py-spy record`` on the server during the rate sweep (collapsed stacks), if asked."""
     if not out:
         return None
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
         print("py-spy not installed: no profile (pip install py-spy)", flush=True)
         return None
     return await asyncio.create_subprocess_exec(
@@ -263,7 +277,7 @@ async def rate_sweep(bench: Bench, run: LoadRun) -> float:
     best = 0.0
     for rate in bench.args.rates:
         bench.prime_cpu()
-        stats = await run.send_phase(rate, duration_s=bench.args.phase_s, drain_timeout_s=15)
+        stats = await run.send_phase(rate, duration_s=bench.args.phase_s, drain_timeout_s=40)
         bench.row(f"rate {rate}/s", run.live, stats)
         if not stats.errors and stats.drained:
             best = max(best, stats.ack_rate_per_s)
@@ -302,6 +316,7 @@ def summarise(bench: Bench, raw: dict[str, Any], swept: dict[str, Any], rss: flo
                 **bench.context,
                 "targets": TARGETS,
                 "raw_commit": raw["commit"],
+                "raw_commit_with_notify_trigger": raw["commit_notify"],
                 "raw_ws_rtt": raw["rtt"],
                 "latency_phase_rate_per_s": round(lat.offered_rate_per_s, 1),
                 "db_op_ms_means": "send -> ack on the sending connection (ack follows commit)",
@@ -314,9 +329,14 @@ def summarise(bench: Bench, raw: dict[str, Any], swept: dict[str, Any], rss: flo
 
 
 def rss_per_connection(rows: list[dict[str, Any]]) -> float:
-    """KiB of server RSS per extra connection, from the fewest to the most connections held."""
-    held = [r for r in rows if r["step"].startswith(("connect", "hold")) and r["server_rss_mib"]]
-    lo, hi = min(held, key=lambda r: r["connections"]), max(held, key=lambda r: r["connections"])
+    """KiB of server RSS per connection added by the idle hold step (nothing else changes then);
+    without that step, from the fewest to the most connections of the connect steps."""
+    hold = next((i for i, r in enumerate(rows) if r["step"].startswith("hold")), None)
+    if hold is not None and hold > 0:
+        lo, hi = rows[hold - 1], rows[hold]
+    else:
+        held = [r for r in rows if r["step"].startswith("connect")]
+        lo, hi = held[0], held[-1]
     extra = hi["connections"] - lo["connections"]
     return (hi["server_rss_mib"] - lo["server_rss_mib"]) * 1024 / extra if extra else float("nan")
 
@@ -333,7 +353,9 @@ async def main(args: argparse.Namespace) -> int:
         "CCS_LOG_LEVEL": "WARNING",  # per-message INFO logs would measure the logger
         "CCS_MAX_CONNECTIONS_PER_USER": "100",
     }
-    async with ReferenceServer(f"ccsbench_{os.getpid()}", ADMIN_DSN, env) as srv:
+    root = Path(args.server_root)
+    bench.context["server_root"] = str(root)
+    async with ReferenceServer(f"ccsbench_{os.getpid()}", ADMIN_DSN, env, root=root) as srv:
         bench.server_proc = psutil.Process(srv.pid)
         bench.context["server_env"] = env
         swept = await sweep(bench, srv)
@@ -371,17 +393,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rates",
         type=lambda s: [int(x) for x in s.split(",")],
-        default=[1000, 2000, 3000, 4000, 5000, 6000],
+        default=[500, 1000, 2000, 3000, 4500, 6000],
     )
     p.add_argument("--phase-s", type=float, default=3.0)
     p.add_argument("--latency-s", type=float, default=5.0)
     p.add_argument("--hold-s", type=float, default=5.0)
+    p.add_argument(
+        "--server-root",
+        default=str(ROOT),
+        help="tree whose ccs_server/ is measured (a patched copy, for before/after)",
+    )
     p.add_argument(
         "--profile",
         default="",
         help="write py-spy collapsed stacks of the server during the rate sweep to this file",
     )
     args = p.parse_args(argv)
+    args.server_root = str(Path(args.server_root).resolve())
     if args.quick:
         args.max_connections = min(args.max_connections, 2000)
         args.phase_s, args.latency_s, args.hold_s = 1.5, 2.0, 1.0

@@ -6,7 +6,8 @@ Merges ``<results>/metrics/metrics-*.json`` of the latest run into ``<results>/m
 reads that file when no process files exist), compares with the newest run kept in
 ``<results>/history/``, keeps this run there, and writes ``<results>/performance-report.html``: one
 self-contained page (inline SVG charts, no external assets). ``<results>/bench.json`` is included
-when present. Exit code: 0 when written, 1 when there is no data, 3 with ``--fail-on-regression``
+when present. ``--quiet`` prints one line in the style of robot's ``Report:`` line. Exit code: 0
+when written, 1 when there is no data, 3 with ``--fail-on-regression``
 when a regression was found.
 """
 
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regression-pct", type=float, default=compare.DEFAULT_LIMIT_PCT)
     parser.add_argument("--no-history", action="store_true", help="do not keep this run in history")
     parser.add_argument("--fail-on-regression", action="store_true")
+    parser.add_argument(
+        "--quiet", action="store_true", help="one line like robot's 'Report:' (for make run)"
+    )
     args = parser.parse_args(argv)
     run = load_run(args.results)
     if run is None:
@@ -81,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     regressions = comparison.regressions() if comparison else []
+    if args.quiet:
+        flag = f" ({len(regressions)} regression(s) vs previous run)" if regressions else ""
+        print(f"Perf:    {out.resolve()}{flag}")
+        return 3 if args.fail_on_regression and regressions else 0
     print(
         f"OK  wrote {out} ({len(run.get('tests', []))} test entries, "
         f"{len(regressions)} regression(s) vs previous run"

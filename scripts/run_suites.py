@@ -66,7 +66,7 @@ def robot_options(args: argparse.Namespace) -> list[str]:
         options += ["--listener", str(LISTENER)]
     if args.suite:
         # Suite names keep their number ("01 Message Flow"); match the rest of the name.
-        pattern = args.suite if any(c in args.suite for c in "*?.") else f"*{args.suite}"
+        pattern = args.suite if any(c in args.suite for c in "*?.") else f"*{args.suite}*"
         options += ["--suite", pattern]
     if args.only:
         options += ["--include", args.only]
@@ -94,9 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parse(sys.argv[1:] if argv is None else argv)
     Path(args.outputdir).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    # pabot starts "robot" from PATH: make it the one next to this interpreter (the venv's).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     server: ServerProcess | None = None
     if not env.get("SUT_URL"):
-        server = ServerProcess(log_dir=Path(args.outputdir))
+        server = ServerProcess(log_dir=Path(args.outputdir) / "server")
         try:
             env["SUT_URL"] = server.start(timeout=60)
         except ServerStartError as exc:

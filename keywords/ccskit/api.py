@@ -16,6 +16,8 @@ from .tokens import mint_token
 class ApiError(AssertionError):
     """An HTTP call answered with an unexpected status."""
 
+    ROBOT_SUPPRESS_NAME = True
+
 
 @dataclass
 class Registry:

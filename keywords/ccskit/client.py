@@ -29,6 +29,8 @@ REPLY_TYPES = ("ack", "error", "welcome")
 class ClientError(AssertionError):
     """A failed expectation about a device; the message is meant for the test log."""
 
+    ROBOT_SUPPRESS_NAME = True  # Robot shows the message alone, not "ClientError: ..."
+
 
 class ConnectRefused(ClientError):
     """The server refused the WebSocket upgrade with an HTTP status."""
@@ -117,7 +119,7 @@ class DeviceClient:
 
     # ----- connecting ------------------------------------------------------------------------
     async def open(
-        self, resume: Mapping[str, int] | bool | None = None, timeout: float = 10.0
+        self, resume: Mapping[str, int] | bool | None = None, timeout_s: float = 10.0
     ) -> dict[str, Any]:
         """Connect and say ``hello``; returns ``welcome`` or raises with the error frame.
 
@@ -125,7 +127,7 @@ class DeviceClient:
         """
         if self.connected:
             raise ClientError(f"'{self.alias}' is already connected")
-        self._ws = await self._dial(timeout)
+        self._ws = await self._dial(timeout_s)
         self.connections += 1
         self.close_code, self.close_reason = None, ""
         self.connection_start = self.mark = len(self.frames)
@@ -136,7 +138,7 @@ class DeviceClient:
         resume_map = dict(self.last_seq) if resume is True else dict(resume or {})
         if resume_map:
             hello["resume"] = resume_map
-        reply = await self.request(hello, timeout)
+        reply = await self.request(hello, timeout_s)
         if reply.get("type") != "welcome":
             raise ClientError(
                 f"'{self.alias}' expected welcome after hello, got {json.dumps(reply)}\n"
@@ -145,7 +147,7 @@ class DeviceClient:
         self.welcome = reply
         return reply
 
-    async def _dial(self, timeout: float) -> ClientConnection:
+    async def _dial(self, timeout_s: float) -> ClientConnection:
         url, headers = self.url, {}
         if self.token_in == "header":
             headers["Authorization"] = f"Bearer {self.token}"
@@ -157,7 +159,7 @@ class DeviceClient:
                 url,
                 additional_headers=headers,
                 compression=None,
-                open_timeout=timeout,
+                open_timeout=timeout_s,
                 max_size=2**24,
             )
         except InvalidStatus as exc:
@@ -217,7 +219,7 @@ class DeviceClient:
         self._changed = asyncio.Event()
 
     # ----- sending ---------------------------------------------------------------------------
-    async def request(self, frame: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    async def request(self, frame: dict[str, Any], timeout_s: float = 10.0) -> dict[str, Any]:
         """Send a command frame (a ``ref`` is added when missing) and return its reply."""
         ws = self._require_ws()
         ref = frame.setdefault("ref", self.next_ref())
@@ -225,12 +227,12 @@ class DeviceClient:
         self._pending[ref] = future
         await ws.send(json.dumps(frame))
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
             self._pending.pop(ref, None)
             raise ClientError(
                 f"'{self.alias}' expected a reply to {frame.get('type')} ref={ref} within "
-                f"{timeout:.1f} s, none came\n" + self.context()
+                f"{timeout_s:.1f} s, none came\n" + self.context()
             ) from None
 
     async def send_message(
@@ -238,7 +240,7 @@ class DeviceClient:
         conversation_id: str,
         body: Any,
         client_msg_id: str | None = None,
-        timeout: float = 10.0,
+        timeout_s: float = 10.0,
     ) -> dict[str, Any]:
         """``send`` a message; returns the reply (``ack`` or ``error``), keeps the outbox."""
         cmid = client_msg_id or self.next_client_msg_id()
@@ -254,19 +256,19 @@ class DeviceClient:
             "client_msg_id": cmid,
             "body": body,
         }
-        reply = await self.request(frame, timeout)
+        reply = await self.request(frame, timeout_s)
         if reply.get("type") == "ack" or not reply.get("retryable", False):
             # Acked, or refused for good: either way a re-send would not help.
             self.outbox.pop(cmid, None)
         return reply
 
-    async def resend_outbox(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def resend_outbox(self, timeout_s: float = 10.0) -> list[dict[str, Any]]:
         """Re-send every unacknowledged message with its original ``client_msg_id``."""
         replies = []
         for entry in list(self.outbox.values()):
             replies.append(
                 await self.send_message(
-                    entry.conversation_id, entry.body, entry.client_msg_id, timeout
+                    entry.conversation_id, entry.body, entry.client_msg_id, timeout_s
                 )
             )
         return replies
@@ -292,12 +294,12 @@ class DeviceClient:
         self,
         frame_type: str | None,
         fields: Mapping[str, Any],
-        timeout: float,
+        timeout_s: float,
         since: int | None = None,
     ) -> Frame:
-        """First frame since ``since`` (default: the mark) that matches, waiting up to ``timeout``."""
+        """First matching frame since ``since`` (default: the mark), waiting ``timeout_s``."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + timeout_s
         scan = self.mark if since is None else since
         while True:
             for frame in self.frames[scan:]:
@@ -308,7 +310,7 @@ class DeviceClient:
             if remaining <= 0 or (self.close_code is not None and self._reader_done()):
                 raise ClientError(
                     f"'{self.alias}' expected {describe_match(frame_type, fields)} within "
-                    f"{timeout:.1f} s, saw none\n" + self.context()
+                    f"{timeout_s:.1f} s, saw none\n" + self.context()
                 )
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -319,14 +321,14 @@ class DeviceClient:
         return self._reader is None or self._reader.done()
 
     # ----- closing ---------------------------------------------------------------------------
-    async def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
+    async def close(self, code: int = 1000, reason: str = "", timeout_s: float = 5.0) -> None:
         """Clean close handshake; waits for the reader to record the close."""
         ws, reader = self._ws, self._reader
         if ws is None:
             return
         await ws.close(code, reason)
         if reader is not None:
-            await asyncio.wait_for(asyncio.shield(reader), timeout)
+            await asyncio.wait_for(asyncio.shield(reader), timeout_s)
         self._ws = None
 
     async def abort(self) -> None:

@@ -46,6 +46,4 @@ def may_reconnect(code: int | None) -> bool:
     """Range rule of the protocol: 4000-4499 reconnect allowed, 4500-4999 do not."""
     if code is None:
         return True
-    if 4500 <= code <= 4999 or code in (1002, 1007, 1009):
-        return False
-    return True
+    return not (4500 <= code <= 4999 or code in (1002, 1007, 1009))

@@ -24,7 +24,7 @@ class Frame:
     def type(self) -> str | None:
         return self.data.get("type") if self.data else None
 
-    def short(self, limit: int = 160) -> str:
+    def short(self, limit: int = 300) -> str:
         text = self.raw if len(self.raw) <= limit else self.raw[: limit - 3] + "..."
         return f"#{self.index} {text}"
 

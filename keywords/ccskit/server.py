@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,10 +42,9 @@ def ensure_database(database_url: str) -> None:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cur.fetchone() is None:
-                try:
+                # another process may create it at the same moment
+                with contextlib.suppress(psycopg2.errors.DuplicateDatabase):
                     cur.execute(f'CREATE DATABASE "{name}"')
-                except psycopg2.errors.DuplicateDatabase:
-                    pass  # another process created it at the same moment
     finally:
         conn.close()
 
@@ -74,7 +74,7 @@ class ServerProcess:
     """A reference server child process and where its log goes."""
 
     env: dict[str, str] = field(default_factory=dict)
-    log_dir: Path = RESULTS_DIR
+    log_dir: Path = RESULTS_DIR / "server"
     python: str = sys.executable
     cwd: Path = PROJECT_ROOT
     proc: subprocess.Popen[bytes] | None = None

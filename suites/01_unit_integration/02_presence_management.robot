@@ -13,18 +13,21 @@ Test Tags           seed-1.2
 
 *** Test Cases ***
 A Device That Connects Is Online In The Database
+    [Documentation]    Seed: user connects -> presence status stored (P10).
     [Tags]    smoke
     When Devices Are Connected    alice-phone
     Then "alice-phone" Should Be "online" In The Database
     And User "alice" Should Be "online" Through The API
 
 Other Members Are Told When A Device Comes Online
+    [Documentation]    Seed: real-time presence update to the members who share a conversation (P10).
     [Tags]    smoke
     Given Devices Are Connected    bob-tablet
     When Devices Are Connected    alice-phone
     Then "bob-tablet" Should Be Told "alice-phone" Is "online"
 
 A Second Device Of The Same User Comes Online Too
+    [Documentation]    Presence is tracked per device; both of alice's devices are online (P10).
     Given Devices Are Connected    bob-tablet    alice-phone
     When Devices Are Connected    alice-laptop
     Then "bob-tablet" Should Be Told "alice-laptop" Is "online"
@@ -32,6 +35,7 @@ A Second Device Of The Same User Comes Online Too
     And "alice-laptop" Should Be "online" In The Database
 
 When One Device Leaves The User Stays Online
+    [Documentation]    A user is online while any of their devices is (P10).
     Given Devices Are Connected    bob-tablet    alice-phone    alice-laptop
     When "alice-phone" Disconnects
     Then "bob-tablet" Should Be Told "alice-phone" Is "offline" While Its User Is "online"
@@ -40,15 +44,17 @@ When One Device Leaves The User Stays Online
     And User "alice" Should Be "online" Through The API
 
 When All Devices Leave The User Is Offline With A Last Seen Time
+    [Documentation]    The last device leaving makes the user offline, with last_seen stored (P10).
     Given Devices Are Connected    bob-tablet    alice-phone    alice-laptop
     When "alice-phone" Disconnects
     And "alice-laptop" Disconnects
-    Then "bob-tablet" Should Be Told "alice-laptop" Is "offline" While Its User Is "offline"
+    Then "bob-tablet" Should Be Told User "alice" Is "offline"
     And "alice-phone" Should Be Offline In The Database With A Recent Last Seen
     And "alice-laptop" Should Be Offline In The Database With A Recent Last Seen
     And User "alice" Should Be "offline" Through The API
 
 A User's Own Devices See Each Other's Presence
+    [Documentation]    Seed: cross-device presence synchronisation (P6, P10).
     Given Devices Are Connected    alice-laptop
     When Devices Are Connected    alice-phone
     Then "alice-laptop" Should Be Told "alice-phone" Is "online"
@@ -57,12 +63,14 @@ A User's Own Devices See Each Other's Presence
     And "alice-phone" Should Be "away" In The Database
 
 A Device That Loses Its Network Goes Offline
+    [Documentation]    An abrupt loss (no close frame) also ends in offline, within the heartbeat timeout (P10).
     Given Devices Are Connected    bob-tablet    alice-phone
     When "alice-phone" Loses Its Network
     Then "bob-tablet" Should Be Told "alice-phone" Is "offline" While Its User Is "offline"
     And "alice-phone" Should Be Offline In The Database With A Recent Last Seen
 
 Presence Is Not Shared With Users Outside The User's Conversations
+    [Documentation]    Presence goes only to those who share a conversation (P10, P15).
     Given Devices Are Connected    carol-phone
     When Devices Are Connected    alice-phone
     Then "carol-phone" Should Not Be Told About "alice-phone"

@@ -14,6 +14,7 @@ Test Tags           seed-1.3
 
 *** Test Cases ***
 Delivery And Read Are Tracked Per Device In The Database
+    [Documentation]    Seed: track delivery status in the database, per device (P7).
     [Tags]    smoke
     Given Devices Are Connected    alice-phone    bob-tablet    bob-phone
     And "alice-phone" Has Sent 3 Messages To "team-room"
@@ -23,12 +24,14 @@ Delivery And Read Are Tracked Per Device In The Database
     And "bob-phone" Should Have Delivered Up To "0" And Read Up To "0" In "team-room"
 
 Reading A Message Also Marks It Delivered
+    [Documentation]    read_upto <= delivered_upto always holds: reading implies delivery (P7).
     Given Devices Are Connected    alice-phone    bob-tablet
     And "alice-phone" Has Sent 2 Messages To "team-room"
     When "bob-tablet" Confirms Reading Up To "2" In "team-room"
     Then "bob-tablet" Should Have Delivered Up To "2" And Read Up To "2" In "team-room"
 
 The Sender's Devices Receive The Receipt Events
+    [Documentation]    Seed: read receipts and confirmations reach every device of the sender (P6, P7).
     Given Devices Are Connected    alice-phone    alice-laptop    bob-tablet
     And "alice-phone" Has Sent 2 Messages To "team-room"
     When "bob-tablet" Confirms Reading Up To "2" In "team-room"
@@ -36,6 +39,7 @@ The Sender's Devices Receive The Receipt Events
     And "alice-laptop" Should Be Told "bob-tablet" Read Up To "2" In "team-room"
 
 Receipts Never Move Backwards
+    [Documentation]    A stale receipt is accepted with changed=false and moves no cursor (P7).
     Given Devices Are Connected    alice-phone    bob-tablet
     And "alice-phone" Has Sent 3 Messages To "team-room"
     And "bob-tablet" Confirms Reading Up To "3" In "team-room"
@@ -44,6 +48,7 @@ Receipts Never Move Backwards
     And "bob-tablet" Should Have Delivered Up To "3" And Read Up To "3" In "team-room"
 
 A Receipt Beyond The Newest Message Is Rejected
+    [Documentation]    A receipt above the conversation head gets out_of_range and changes nothing (P7).
     Given Devices Are Connected    alice-phone    bob-tablet
     And "alice-phone" Has Sent 2 Messages To "team-room"
     When "bob-tablet" Tries To Confirm Reading Up To "5" In "team-room"
@@ -51,6 +56,7 @@ A Receipt Beyond The Newest Message Is Rejected
     And "bob-tablet" Should Have Delivered Up To "0" And Read Up To "0" In "team-room"
 
 An Offline Device Receives Its Backlog In Order Before Live Messages
+    [Documentation]    Seed: offline message queuing; backlog in order, no gap or duplicate, before live traffic (P8).
     [Tags]    smoke
     Given Devices Are Connected    alice-phone
     And "alice-phone" Has Sent 5 Messages To "team-room"
@@ -60,6 +66,7 @@ An Offline Device Receives Its Backlog In Order Before Live Messages
     And "bob-phone" Should Receive Messages 1 To 6 Of "team-room" In Order
 
 A Reconnecting Device Resumes After Its Last Seq Without Gaps Or Duplicates
+    [Documentation]    Resume names the last seq seen; only the rest is replayed (P8, P9).
     Given Devices Are Connected    alice-phone    bob-phone
     And "alice-phone" Has Sent 2 Messages To "team-room"
     And "bob-phone" Has Received Messages 1 To 2 Of "team-room"
@@ -69,6 +76,7 @@ A Reconnecting Device Resumes After Its Last Seq Without Gaps Or Duplicates
     Then "bob-phone" Should Receive Messages 3 To 5 Of "team-room" In Order
 
 The Status Of Each Message Per Device Is Available Through The API
+    [Documentation]    Per-message delivered/read status per device through the REST API (P7).
     [Tags]    smoke
     Given Devices Are Connected    alice-phone    bob-tablet    bob-phone
     And "alice-phone" Has Sent 1 Messages To "team-room"

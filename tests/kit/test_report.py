@@ -134,10 +134,35 @@ def test_listener_writes_the_process_file_of_a_real_robot_run(
     assert fast["start"] <= fast["end"] <= slow["start"]
     setup = tests["Suite Setup / Teardown"]
     assert [m["name"] for m in setup["metrics"]] == ["connect_ms"]
+    assert setup["status"] == "PASS"  # the suite failed through a test, not through its setup
     assert doc["samples"]["ws_delivery_ms"]["values"] == [1.0, 2.0, 12.5, 1.0, 2.0, 80.0]
     assert [f["event"] for f in doc["faults"]] == ["injected", "injected"]
     rss = doc["series"]["server_rss_mib"]["points"]
     assert len(rss) >= 2 and all(value > 1.0 for _t, value in rss)
+
+
+def test_pabot_workers_write_next_to_each_other_under_one_run_id(tmp_path: Path) -> None:
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    for name in ("alpha", "beta"):
+        (suites / f"{name}.robot").write_text(SUITE.replace("    Wait For Server Samples\n", ""))
+    (suites / "probe_lib.py").write_text(LIBRARY)
+    env = {k: v for k, v in os.environ.items() if k not in ("CCS_RUN_ID", "CCS_METRICS_DIR")}
+    env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"  # pabot runs `robot`
+    env["PYTHONPATH"] = f"{ROOT / 'keywords'}{os.pathsep}{suites}"
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [PYTHON, "-m", "pabot.pabot", "--processes", "2", "--pabotlibport", "0", "--listener",
+         str(LISTENER), "--outputdir", str(out), str(suites)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    files = sorted((out / "metrics").glob("metrics-*.json"))
+    assert len(files) == 2, done.stdout + done.stderr
+    ids = {json.loads(f.read_text())["run"]["id"] for f in files}
+    assert len(ids) == 1 and ids.pop().startswith("pabot-")
+    merged = store.merge_folder(out / "metrics")
+    suites_seen = sorted({t["suite"] for t in merged["tests"] if t.get("kind") != "suite"})
+    assert suites_seen == ["Suites.Alpha", "Suites.Beta"]
 
 
 def _process_doc(

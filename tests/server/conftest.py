@@ -30,8 +30,9 @@ async def dsn() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def server_factory(dsn: str, tmp_path_factory: pytest.TempPathFactory
-                         ) -> AsyncIterator[ServerFactory]:
+async def server_factory(
+    dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerFactory]:
     """Start servers with given settings, cached per settings; all stopped at the end."""
     workdir: Path = tmp_path_factory.mktemp("ccs")
     started: dict[tuple[tuple[str, str], ...], ServerProcess] = {}
@@ -41,8 +42,9 @@ async def server_factory(dsn: str, tmp_path_factory: pytest.TempPathFactory
         key = tuple(sorted(overrides.items()))
         if shared and key in started:
             return started[key]
-        proc = ServerProcess(dsn, workdir, name or f"node{len(started) + len(extra) + 1}",
-                             **overrides)
+        proc = ServerProcess(
+            dsn, workdir, name or f"node{len(started) + len(extra) + 1}", **overrides
+        )
         await proc.start()
         (started.__setitem__(key, proc) if shared else extra.append(proc))
         return proc

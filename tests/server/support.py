@@ -67,8 +67,14 @@ class ServerProcess:
         """Start and wait for the documented readiness line."""
         self.port_file.unlink(missing_ok=True)
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ccs_server", "serve", cwd=ROOT, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "ccs_server",
+            "serve",
+            cwd=ROOT,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), t(20))
@@ -91,8 +97,9 @@ class ServerProcess:
             self.proc.kill()
             return await self.proc.wait()
 
-    def token(self, user: str, device: str | None = None, ttl: int = 3600,
-              admin: bool = False) -> str:
+    def token(
+        self, user: str, device: str | None = None, ttl: int = 3600, admin: bool = False
+    ) -> str:
         return mint_token(SECRET, user, device, ttl, admin)
 
 
@@ -111,11 +118,13 @@ class Api:
     def uid(self, name: str) -> str:
         return f"{name}-{self.run}-{next(_ids)}"
 
-    async def call(self, method: str, path: str, json_body: Any = None,
-                   token: str | None = None) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, json_body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
         headers = {"Authorization": "Bearer " + token} if token else self.admin
-        async with self.http.request(method, self.server.base + path, json=json_body,
-                                     headers=headers) as resp:
+        async with self.http.request(
+            method, self.server.base + path, json=json_body, headers=headers
+        ) as resp:
             text = await resp.text()
             return resp.status, (json.loads(text) if text else None)
 
@@ -126,16 +135,18 @@ class Api:
         assert status == 201
         devs = []
         for i in range(devices):
-            status, _ = await self.call("POST", f"/v1/users/{user}/devices",
-                                        {"device_id": f"{user}-d{i}"})
+            status, _ = await self.call(
+                "POST", f"/v1/users/{user}/devices", {"device_id": f"{user}-d{i}"}
+            )
             assert status == 201
             devs.append(f"{user}-d{i}")
         return user, devs
 
     async def conversation(self, *members: str) -> str:
         conv = self.uid("conv")
-        status, body = await self.call("POST", "/v1/conversations",
-                                       {"conversation_id": conv, "members": list(members)})
+        status, body = await self.call(
+            "POST", "/v1/conversations", {"conversation_id": conv, "members": list(members)}
+        )
         assert status == 201, body
         return conv
 
@@ -156,13 +167,22 @@ class Client:
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, server: ServerProcess, user: str, device: str,
-                   resume: dict[str, Any] | None = None, hello: bool = True) -> Client:
+    async def open(
+        cls,
+        server: ServerProcess,
+        user: str,
+        device: str,
+        resume: dict[str, Any] | None = None,
+        hello: bool = True,
+    ) -> Client:
         ws = await websockets.connect(server.ws_url, compression=None, max_size=2**22)
         client = cls(ws, user, device)
         if hello:
-            frame: dict[str, Any] = {"type": "hello", "ref": "hello",
-                                     "token": server.token(user, device)}
+            frame: dict[str, Any] = {
+                "type": "hello",
+                "ref": "hello",
+                "token": server.token(user, device),
+            }
             if resume is not None:
                 frame["resume"] = resume
             await client.send(frame)
@@ -189,23 +209,25 @@ class Client:
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(frame))
 
-    async def request(self, frame: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
+    async def request(self, frame: dict[str, Any], within: float = 5) -> dict[str, Any]:
         """Send a command and return its ``ack`` or ``error``."""
         ref = frame.setdefault("ref", f"r{next(self.refs)}")
         await self.send(frame)
         return await self.wait_for(
-            lambda f: f.get("ref") == ref and f.get("type") in ("ack", "error"), timeout
+            lambda f: f.get("ref") == ref and f.get("type") in ("ack", "error"), within
         )
 
     async def send_msg(self, conv: str, body: Any, cmid: str | None = None) -> dict[str, Any]:
         cmid = cmid or f"c{next(self.refs)}"
-        return await self.request({"type": "send", "conversation_id": conv,
-                                   "client_msg_id": cmid, "body": body})
+        return await self.request(
+            {"type": "send", "conversation_id": conv, "client_msg_id": cmid, "body": body}
+        )
 
-    async def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 5,
-                       start: int = 0) -> dict[str, Any]:
-        """First frame (from index ``start``) matching ``pred``; fail after ``timeout``."""
-        deadline = time.monotonic() + t(timeout)
+    async def wait_for(
+        self, pred: Callable[[dict[str, Any]], bool], within: float = 5, start: int = 0
+    ) -> dict[str, Any]:
+        """First frame (from index ``start``) matching ``pred``; fail after ``within`` seconds."""
+        deadline = time.monotonic() + t(within)
         seen = start
         while True:
             for frame in self.frames[seen:]:
@@ -213,26 +235,34 @@ class Client:
                     return frame
             seen = len(self.frames)
             if self.closed.is_set():
-                raise AssertionError(f"closed ({self.close_code}) before match; last frames: "
-                                     f"{self.frames[-5:]}")
+                raise AssertionError(
+                    f"closed ({self.close_code}) before match; last frames: {self.tail()}"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no matching frame within {timeout}s; last frames: "
-                                     f"{self.frames[-5:]}")
+                raise AssertionError(
+                    f"no matching frame within {within}s; last frames: {self.tail()}"
+                )
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), remaining)
 
-    def messages(self, conv: str, kind: str = "message") -> list[dict[str, Any]]:
-        return [f for f in self.frames if f.get("type") == kind and f.get("conversation_id") == conv]
+    def tail(self, count: int = 5) -> str:
+        """The last frames, each cut to 200 characters, for failure messages."""
+        return "; ".join(json.dumps(f)[:200] for f in self.frames[-count:])
 
-    async def wait_messages(self, conv: str, count: int, timeout: float = 5) -> list[dict[str, Any]]:
+    def messages(self, conv: str, kind: str = "message") -> list[dict[str, Any]]:
+        return [
+            f for f in self.frames if f.get("type") == kind and f.get("conversation_id") == conv
+        ]
+
+    async def wait_messages(self, conv: str, count: int, within: float = 5) -> list[dict[str, Any]]:
         """Wait until at least ``count`` message frames of ``conv`` arrived."""
-        await self.wait_for(lambda _f: len(self.messages(conv)) >= count, timeout)
+        await self.wait_for(lambda _f: len(self.messages(conv)) >= count, within)
         return self.messages(conv)
 
-    async def wait_closed(self, timeout: float = 5) -> int | None:
-        await asyncio.wait_for(self.closed.wait(), t(timeout))
+    async def wait_closed(self, within: float = 5) -> int | None:
+        await asyncio.wait_for(self.closed.wait(), t(within))
         return self.close_code
 
     async def close(self) -> None:

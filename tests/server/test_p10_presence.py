@@ -13,12 +13,14 @@ from .support import Api, Client, ServerProcess, t
 
 
 def _presence(device: str, status: str):
-    return lambda f: (f.get("type") == "presence" and f["device_id"] == device
-                      and f["status"] == status)
+    return lambda f: (
+        f.get("type") == "presence" and f["device_id"] == device and f["status"] == status
+    )
 
 
-async def test_connect_and_clean_disconnect_are_broadcast(server: ServerProcess, api: Api,
-                                                         db: asyncpg.Connection) -> None:
+async def test_connect_and_clean_disconnect_are_broadcast(
+    server: ServerProcess, api: Api, db: asyncpg.Connection
+) -> None:
     alice, (a1, a2) = await api.user("alice", devices=2)
     bob, (b1,) = await api.user("bob")
     await api.conversation(alice, bob)
@@ -30,14 +32,15 @@ async def test_connect_and_clean_disconnect_are_broadcast(server: ServerProcess,
     await watcher.wait_for(_presence(a2, "online"))
     start = time.monotonic()
     await phone.close()
-    ev = await watcher.wait_for(_presence(a1, "offline"), timeout=2)
+    ev = await watcher.wait_for(_presence(a1, "offline"), within=2)
     assert time.monotonic() - start < t(1.0)
     assert ev["user_status"] == "online"  # the laptop is still connected
     await laptop.close()
-    ev = await watcher.wait_for(_presence(a2, "offline"), timeout=2)
+    ev = await watcher.wait_for(_presence(a2, "offline"), within=2)
     assert ev["user_status"] == "offline"
-    row = await db.fetchrow("SELECT status, last_seen FROM device_presence WHERE device_id = $1",
-                            a2)
+    row = await db.fetchrow(
+        "SELECT status, last_seen FROM device_presence WHERE device_id = $1", a2
+    )
     assert row["status"] == "offline" and row["last_seen"] is not None
     await watcher.close()
 
@@ -78,13 +81,13 @@ async def test_silent_peer_is_closed_with_4004_and_goes_offline(server_factory, 
             async for _msg in ws:  # the iteration ends when the server closes
                 pass
         assert ws.close_code == 4004
-    await watcher.wait_for(_presence(a1, "offline"), timeout=3)
+    await watcher.wait_for(_presence(a1, "offline"), within=3)
     await watcher.close()
 
 
 async def test_presence_query_and_rest(server: ServerProcess, api: Api) -> None:
     alice, (a1,) = await api.user("alice")
-    bob, (b1,) = await api.user("bob")
+    bob, _ = await api.user("bob")
     me = await Client.open(server, alice, a1)
     ack = await me.request({"type": "presence_query", "user_ids": [alice, bob]})
     assert ack["users"][alice]["status"] == "online"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import asyncpg
+import pytest
 
 from .support import Api, Client, ServerProcess
 
 
-async def test_ack_is_sent_only_after_commit(server: ServerProcess, api: Api,
-                                             db: asyncpg.Connection, dsn: str) -> None:
+async def test_ack_is_sent_only_after_commit(
+    server: ServerProcess, api: Api, db: asyncpg.Connection, dsn: str
+) -> None:
     """While the commit is blocked no ack arrives; after the ack the row is stored."""
     user, (dev,) = await api.user("p1")
     conv = await api.conversation(user)
@@ -21,25 +25,32 @@ async def test_ack_is_sent_only_after_commit(server: ServerProcess, api: Api,
     # holding the conversation row lock stalls the seq trigger, so the insert cannot commit
     await blocker.execute("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", conv)
     ref = "blocked-send"
-    await client.send({"type": "send", "ref": ref, "conversation_id": conv,
-                       "client_msg_id": "k1", "body": {"n": 1}})
-    done, _ = await asyncio.wait([asyncio.create_task(client.wait_for(
-        lambda f: f.get("ref") == ref, timeout=0.7))], timeout=1.5)
-    assert all(task.exception() is not None for task in done), "ack before commit"
-    assert await db.fetchval("SELECT count(*) FROM messages WHERE conversation_id = $1",
-                             conv) == 0
+    await client.send(
+        {
+            "type": "send",
+            "ref": ref,
+            "conversation_id": conv,
+            "client_msg_id": "k1",
+            "body": {"n": 1},
+        }
+    )
+    with pytest.raises(AssertionError, match="no matching frame"):  # no ack before the commit
+        await client.wait_for(lambda f: f.get("ref") == ref, within=0.7)
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE conversation_id = $1", conv) == 0
     await tx.rollback()
     await blocker.close()
-    ack = await client.wait_for(lambda f: f.get("ref") == ref, timeout=5)
+    ack = await client.wait_for(lambda f: f.get("ref") == ref, within=5)
     assert ack["type"] == "ack" and ack["seq"] == 1
-    row = await db.fetchrow("SELECT id, body::text AS body FROM messages WHERE conversation_id = $1"
-                            " AND seq = 1", conv)
+    row = await db.fetchrow(
+        "SELECT id, body::text AS body FROM messages WHERE conversation_id = $1 AND seq = 1", conv
+    )
     assert row is not None and row["id"] == ack["message_id"]
     await client.close()
 
 
-async def test_retry_returns_original_and_fans_out_nothing(server: ServerProcess, api: Api,
-                                                          db: asyncpg.Connection) -> None:
+async def test_retry_returns_original_and_fans_out_nothing(
+    server: ServerProcess, api: Api, db: asyncpg.Connection
+) -> None:
     """Same key: same id/seq, duplicate=true, no new message frame; different body: rejected."""
     alice, (a1,) = await api.user("alice")
     bob, (b1,) = await api.user("bob")
@@ -79,8 +90,13 @@ async def test_retry_on_another_node_after_restart_is_duplicate(server_factory, 
     await c2.close()
 
 
-async def test_concurrent_senders_get_gapless_order(server: ServerProcess, api: Api,
-                                                   db: asyncpg.Connection) -> None:
+def _ref_is(ref: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f.get("ref") == ref
+
+
+async def test_concurrent_senders_get_gapless_order(
+    server: ServerProcess, api: Api, db: asyncpg.Connection
+) -> None:
     """5 connections x 30 sends: seqs 1..150 without holes; each sender's seqs rise in send order;
     a watcher receives them all in seq order."""
     users = [await api.user(f"s{i}") for i in range(5)]
@@ -91,20 +107,31 @@ async def test_concurrent_senders_get_gapless_order(server: ServerProcess, api: 
     async def burst(client: Client) -> list[int]:
         seqs = []
         for i in range(30):
-            await client.send({"type": "send", "ref": f"b{i}", "conversation_id": conv,
-                               "client_msg_id": f"{client.device}-{i}", "body": i})
+            await client.send(
+                {
+                    "type": "send",
+                    "ref": f"b{i}",
+                    "conversation_id": conv,
+                    "client_msg_id": f"{client.device}-{i}",
+                    "body": i,
+                }
+            )
         for i in range(30):
-            ack = await client.wait_for(lambda f, i=i: f.get("ref") == f"b{i}", timeout=10)
+            ack = await client.wait_for(_ref_is(f"b{i}"), within=10)
             seqs.append(ack["seq"])
         return seqs
 
     results = await asyncio.gather(*(burst(c) for c in senders))
     for seqs in results:
         assert seqs == sorted(seqs), "one connection's sends must keep their order"
-    stored = [r["seq"] for r in await db.fetch(
-        "SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq", conv)]
+    stored = [
+        r["seq"]
+        for r in await db.fetch(
+            "SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq", conv
+        )
+    ]
     assert stored == list(range(1, 151))
-    got = await watcher.wait_messages(conv, 150, timeout=15)
+    got = await watcher.wait_messages(conv, 150, within=15)
     assert [m["seq"] for m in got] == list(range(1, 151))
     for c in [*senders, watcher]:
         await c.close()

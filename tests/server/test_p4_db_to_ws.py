@@ -24,16 +24,26 @@ async def test_message_from_every_source_reaches_every_member_device(
     alice, (phone, laptop) = await api.user("alice", devices=2)
     bob, (bphone,) = await api.user("bob")
     conv = await api.conversation(alice, bob)
-    clients = [await Client.open(server, alice, phone), await Client.open(server, alice, laptop),
-               await Client.open(server, bob, bphone)]
+    clients = [
+        await Client.open(server, alice, phone),
+        await Client.open(server, alice, laptop),
+        await Client.open(server, bob, bphone),
+    ]
     ack = await clients[0].send_msg(conv, {"via": "ws"})
     assert ack["type"] == "ack"
-    status, posted = await api.call("POST", f"/v1/conversations/{conv}/messages",
-                                    {"client_msg_id": "rest-1", "body": {"via": "rest"}},
-                                    token=server.token(bob, bphone))
+    status, posted = await api.call(
+        "POST",
+        f"/v1/conversations/{conv}/messages",
+        {"client_msg_id": "rest-1", "body": {"via": "rest"}},
+        token=server.token(bob, bphone),
+    )
     assert status == 201 and posted["seq"] == 2
-    await db.execute("INSERT INTO messages (conversation_id, sender_user_id, body)"
-                     " VALUES ($1, $2, $3::jsonb)", conv, alice, '{"via": "psql"}')
+    await db.execute(
+        "INSERT INTO messages (conversation_id, sender_user_id, body) VALUES ($1, $2, $3::jsonb)",
+        conv,
+        alice,
+        '{"via": "psql"}',
+    )
     for client in clients:
         got = await client.wait_messages(conv, 3)
         assert [m["seq"] for m in got] == [1, 2, 3]
@@ -42,16 +52,20 @@ async def test_message_from_every_source_reaches_every_member_device(
         await client.close()
 
 
-async def test_update_typed_in_psql_reaches_devices(server: ServerProcess, api: Api,
-                                                    db: asyncpg.Connection) -> None:
+async def test_update_typed_in_psql_reaches_devices(
+    server: ServerProcess, api: Api, db: asyncpg.Connection
+) -> None:
     """An UPDATE written by another program is pushed as message_updated."""
     user, (d1, d2) = await api.user("upd", devices=2)
     conv = await api.conversation(user)
     c1, c2 = await Client.open(server, user, d1), await Client.open(server, user, d2)
     await c1.send_msg(conv, "v1")
     await c2.wait_messages(conv, 1)
-    await db.execute("UPDATE messages SET body = '\"v2\"', version = version + 1"
-                     " WHERE conversation_id = $1 AND seq = 1", conv)
+    await db.execute(
+        "UPDATE messages SET body = '\"v2\"', version = version + 1"
+        " WHERE conversation_id = $1 AND seq = 1",
+        conv,
+    )
     for c in (c1, c2):
         upd = await c.wait_for(lambda f: f.get("type") == "message_updated")
         assert upd["body"] == "v2" and upd["version"] == 2
@@ -59,8 +73,9 @@ async def test_update_typed_in_psql_reaches_devices(server: ServerProcess, api: 
     await c2.close()
 
 
-async def test_lost_notification_is_repaired_by_the_sweep(server: ServerProcess, api: Api,
-                                                         db: asyncpg.Connection) -> None:
+async def test_lost_notification_is_repaired_by_the_sweep(
+    server: ServerProcess, api: Api, db: asyncpg.Connection
+) -> None:
     """A row committed without NOTIFY still arrives (sweep), and the gap metric counts it."""
     user, (d1,) = await api.user("sweep")
     conv = await api.conversation(user)
@@ -69,17 +84,22 @@ async def test_lost_notification_is_repaired_by_the_sweep(server: ServerProcess,
     async with db.transaction():
         # the notification of this one insert is lost, as if the bus had dropped it
         await db.execute("ALTER TABLE messages DISABLE TRIGGER messages_notify")
-        await db.execute("INSERT INTO messages (conversation_id, sender_user_id, body)"
-                         " VALUES ($1, $2, '\"silent\"')", conv, user)
+        await db.execute(
+            "INSERT INTO messages (conversation_id, sender_user_id, body)"
+            " VALUES ($1, $2, '\"silent\"')",
+            conv,
+            user,
+        )
         await db.execute("ALTER TABLE messages ENABLE TRIGGER messages_notify")
-    got = await client.wait_messages(conv, 1, timeout=5)
+    got = await client.wait_messages(conv, 1, within=5)
     assert got[0]["body"] == "silent"
     assert await _metric(api, "ccs_gaps_repaired_total") >= before + 1
     await client.close()
 
 
-async def test_gap_before_a_live_message_is_filled_in_order(server_factory, api: Api,
-                                                           db: asyncpg.Connection) -> None:
+async def test_gap_before_a_live_message_is_filled_in_order(
+    server_factory, api: Api, db: asyncpg.Connection
+) -> None:
     """A notification for seq n+2 when n+1 was lost: the device gets n+1 then n+2, no hole.
 
     Uses a node whose sweep is too slow to help, so only the cursor's gap fetch can pass."""
@@ -89,31 +109,44 @@ async def test_gap_before_a_live_message_is_filled_in_order(server_factory, api:
     client = await Client.open(slow, user, d1)
     async with db.transaction():
         await db.execute("ALTER TABLE messages DISABLE TRIGGER messages_notify")
-        await db.execute("INSERT INTO messages (conversation_id, sender_user_id, body)"
-                         " VALUES ($1, $2, '1')", conv, user)
+        await db.execute(
+            "INSERT INTO messages (conversation_id, sender_user_id, body) VALUES ($1, $2, '1')",
+            conv,
+            user,
+        )
         await db.execute("ALTER TABLE messages ENABLE TRIGGER messages_notify")
-    await db.execute("INSERT INTO messages (conversation_id, sender_user_id, body)"
-                     " VALUES ($1, $2, '2')", conv, user)
+    await db.execute(
+        "INSERT INTO messages (conversation_id, sender_user_id, body) VALUES ($1, $2, '2')",
+        conv,
+        user,
+    )
     got = await client.wait_messages(conv, 2)
     assert [(m["seq"], m["body"]) for m in got] == [(1, 1), (2, 2)]
     await client.close()
 
 
-async def test_listener_killed_then_reconnects_and_repairs(server: ServerProcess, api: Api,
-                                                          db: asyncpg.Connection) -> None:
+async def test_listener_killed_then_reconnects_and_repairs(
+    server: ServerProcess, api: Api, db: asyncpg.Connection
+) -> None:
     """pg_terminate_backend of the LISTEN connection: health shows it, nothing is lost."""
     user, (d1,) = await api.user("lsn")
     conv = await api.conversation(user)
     client = await Client.open(server, user, d1)
     reconnects = await _metric(api, "ccs_listener_reconnects_total")
     killed = await db.fetchval(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-        " WHERE application_name = $1", f"ccs-listener {server.name}")
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+        f"ccs-listener {server.name}",
+    )
     assert killed == 1
     for i in range(5):
-        await db.execute("INSERT INTO messages (conversation_id, sender_user_id, body)"
-                         " VALUES ($1, $2, $3::jsonb)", conv, user, str(i))
-    got = await client.wait_messages(conv, 5, timeout=10)
+        await db.execute(
+            "INSERT INTO messages (conversation_id, sender_user_id, body)"
+            " VALUES ($1, $2, $3::jsonb)",
+            conv,
+            user,
+            str(i),
+        )
+    got = await client.wait_messages(conv, 5, within=10)
     assert [m["seq"] for m in got] == [1, 2, 3, 4, 5]
     async with api.http.get(server.base + "/health") as resp:
         health = await resp.json()

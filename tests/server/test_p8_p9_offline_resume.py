@@ -8,8 +8,9 @@ import asyncpg
 from .support import Api, Client, ServerProcess
 
 
-async def test_offline_device_gets_backlog_in_order_before_live(server: ServerProcess, api: Api,
-                                                               db: asyncpg.Connection) -> None:
+async def test_offline_device_gets_backlog_in_order_before_live(
+    server: ServerProcess, api: Api, db: asyncpg.Connection
+) -> None:
     alice, (a1,) = await api.user("alice")
     bob, (b1,) = await api.user("bob")
     conv = await api.conversation(alice, bob)
@@ -18,8 +19,9 @@ async def test_offline_device_gets_backlog_in_order_before_live(server: ServerPr
     for i in range(3):
         await sender.send_msg(conv, i)
     await reader.wait_messages(conv, 3)
-    await reader.request({"type": "receipt", "conversation_id": conv, "kind": "delivered",
-                          "seq": 3})
+    await reader.request(
+        {"type": "receipt", "conversation_id": conv, "kind": "delivered", "seq": 3}
+    )
     await reader.close()
     for i in range(3, 40):  # sent while bob is offline
         await sender.send_msg(conv, i)
@@ -28,7 +30,7 @@ async def test_offline_device_gets_backlog_in_order_before_live(server: ServerPr
     assert info == {"head_seq": 40, "from_seq": 3, "recovered": True}
     live = await sender.send_msg(conv, "live")
     got = await back.wait_messages(conv, 38)
-    assert [m["seq"] for m in got] == list(range(4, 41)) + [live["seq"]]
+    assert [m["seq"] for m in got] == [*range(4, 41), live["seq"]]
     welcome_at = back.frames.index(back.welcome)
     first_msg = back.frames.index(got[0])
     assert welcome_at < first_msg
@@ -43,8 +45,11 @@ async def test_resume_replays_exactly_what_was_missed(server: ServerProcess, api
     for i in range(10):
         await writer.send_msg(conv, i)
     resumed = await Client.open(server, user, d2, resume={conv: 6})
-    assert resumed.welcome["conversations"][conv] == {"head_seq": 10, "from_seq": 6,
-                                                      "recovered": True}
+    assert resumed.welcome["conversations"][conv] == {
+        "head_seq": 10,
+        "from_seq": 6,
+        "recovered": True,
+    }
     got = await resumed.wait_messages(conv, 4)
     await writer.send_msg(conv, "after")
     got = await resumed.wait_messages(conv, 5)
@@ -63,8 +68,12 @@ async def test_resume_reports_ahead_and_forbidden(server: ServerProcess, api: Ap
     await writer.close()
     again = await Client.open(server, user, d1, resume={conv: 99, foreign: 0, "no-such": 3})
     convs = again.welcome["conversations"]
-    assert convs[conv] == {"head_seq": 1, "from_seq": 1, "recovered": False,
-                           "reason": "seq_ahead_of_head"}
+    assert convs[conv] == {
+        "head_seq": 1,
+        "from_seq": 1,
+        "recovered": False,
+        "reason": "seq_ahead_of_head",
+    }
     assert convs[foreign] == convs["no-such"] == {"recovered": False, "reason": "forbidden"}
     await again.close()
 
@@ -78,8 +87,13 @@ async def test_too_many_missed_is_truncated_explicitly(server_factory, api: Api)
         await writer.send_msg(conv, i)
     late = await Client.open(small, user, d2, resume={conv: 2})
     assert late.welcome["conversations"][conv] == {
-        "head_seq": 12, "from_seq": 7, "recovered": False, "reason": "too_many_missed",
-        "truncated": True, "oldest_available_seq": 8}
+        "head_seq": 12,
+        "from_seq": 7,
+        "recovered": False,
+        "reason": "too_many_missed",
+        "truncated": True,
+        "oldest_available_seq": 8,
+    }
     got = await late.wait_messages(conv, 5)
     assert [m["seq"] for m in got] == [8, 9, 10, 11, 12]
     await writer.close()
@@ -91,8 +105,9 @@ async def test_malformed_resume_fails_closed(server: ServerProcess, api: Api) ->
     conv = await api.conversation(user)
     for bad in ([1], {conv: -1}, {conv: 1.5}, {conv: "abc"}, {conv: 2**64}, {conv: True}):
         client = await Client.open(server, user, d1, hello=False)
-        await client.send({"type": "hello", "ref": "h", "token": server.token(user, d1),
-                           "resume": bad})
+        await client.send(
+            {"type": "hello", "ref": "h", "token": server.token(user, d1), "resume": bad}
+        )
         err = await client.wait_for(lambda f: f.get("type") == "error")
         assert err["code"] == "bad_request", bad
         assert await client.wait_closed() == 4500

@@ -40,6 +40,11 @@ RAW_TABLE = (
     "seq bigint, client_msg_id text NOT NULL, body jsonb NOT NULL, "
     "created_at timestamptz NOT NULL DEFAULT now())"
 )
+RAW_NOTIFY = (
+    "CREATE FUNCTION raw_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "PERFORM pg_notify('raw_changes', NEW.id::text); RETURN NULL; END $$; "
+    "CREATE TRIGGER raw_notify AFTER INSERT ON raw_msgs FOR EACH ROW EXECUTE FUNCTION raw_notify()"
+)
 RAW_INSERT = (
     "INSERT INTO raw_msgs (conversation_id, client_msg_id, body) VALUES ($1, $2, $3::jsonb) "
     "RETURNING id"
@@ -75,11 +80,18 @@ async def ws_echo_rtt(round_trips: int = 3000, warmup: int = 300) -> dict[str, f
 
 
 async def raw_commit(
-    admin_dsn: str, dsn: str, database: str, connections: int = 10, seconds: float = 3.0
+    admin_dsn: str,
+    dsn: str,
+    database: str,
+    connections: int = 10,
+    seconds: float = 3.0,
+    notify: bool = False,
 ) -> dict[str, Any]:
     """Single-row autocommit inserts from ``connections`` workers for ``seconds``.
 
-    Creates ``database`` fresh and drops it afterwards.
+    With ``notify`` a row trigger calls ``pg_notify`` as a database-driven delivery path does:
+    PostgreSQL then serialises the commits of notifying transactions (one global lock held
+    through the WAL flush). Creates ``database`` fresh and drops it afterwards.
     """
     admin = await asyncpg.connect(admin_dsn)
     try:
@@ -87,6 +99,8 @@ async def raw_commit(
         await admin.execute(f'CREATE DATABASE "{database}"')
         setup = await asyncpg.connect(dsn)
         await setup.execute(RAW_TABLE)
+        if notify:
+            await setup.execute(RAW_NOTIFY)
         await setup.close()
         conns = [await asyncpg.connect(dsn) for _ in range(connections)]
         try:
@@ -103,6 +117,7 @@ async def raw_commit(
     flat = [x for worker in lat for x in worker]
     return {
         "connections": connections,
+        "notify": notify,
         "commits": len(flat),
         "per_s": len(flat) / elapsed,
         "latency_ms": percentiles(flat, (50, 99)),

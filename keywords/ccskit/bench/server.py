@@ -30,12 +30,14 @@ class ReferenceServer:
         admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres",
         env: dict[str, str] | None = None,
         ready_timeout_s: float = 60.0,
+        root: Path = ROOT,
     ) -> None:
         self.database = database
         self.admin_dsn = admin_dsn
         self.dsn = admin_dsn.rsplit("/", 1)[0] + f"/{database}"
         self.extra_env = env or {}
         self.ready_timeout_s = ready_timeout_s
+        self.root = root  # another tree (a patched copy) can be measured the same way
         self.proc: asyncio.subprocess.Process | None = None
         self.port = 0
         self._dir = tempfile.TemporaryDirectory(prefix="ccs-bench-")
@@ -71,10 +73,17 @@ class ReferenceServer:
             "CCS_PORT_FILE": str(port_file),
             **self.extra_env,
         }
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
         log = self.log_path.open("wb")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ccs_server", "serve", cwd=ROOT, env=env, stdout=log, stderr=log
+            sys.executable,
+            "-m",
+            "ccs_server",
+            "serve",
+            cwd=self.root,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         log.close()
         try:

@@ -148,9 +148,9 @@ def percentile_chart(pooled: dict[str, list[float]]) -> str | None:
     return to_svg(fig, "pct")
 
 
-def _plain_log_labels(axis: Any) -> None:
+def _plain_log_labels(axis: Any, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
     """Plain numbers on a log axis: "30" reads faster than "3 × 10¹"."""
-    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: stats.fmt(v)))
     axis.set_minor_formatter(ticker.NullFormatter())
 
@@ -159,37 +159,54 @@ def _nines(pct: float) -> float:
     return -math.log10(1 - pct / 100.0) if pct < 100 else 5.0
 
 
-def _panels(run: dict[str, Any]) -> list[tuple[str, str, list[tuple[str, list[Sequence[float]]]]]]:
+Panel = tuple[str, str, list[tuple[str, list[Sequence[float]]]]]
+PANEL_TITLES = {
+    "latency": ("Latency", "ms"),
+    "rate": ("Throughput", "per s"),
+    "memory": ("Server memory (RSS)", "MiB"),
+    "cpu": ("Server CPU", "% of one core"),
+}
+MAX_OTHER_PANELS = 2
+
+
+def _panels(run: dict[str, Any]) -> list[Panel]:
     """(title, unit, [(label, points)]) for each timeline panel that has data."""
-    series = run.get("series", {})
-    latency = [
-        (n, e["points"]) for n, e in series.items() if e.get("unit") == "ms" and e.get("points")
-    ]
-    figures = _test_latency_points(run)
-    if figures:
-        latency.append(("test figures (ms)", figures))
-    rates = [
-        (n, e["points"])
-        for n, e in series.items()
-        if str(e.get("unit", "")).endswith("/s") and e.get("points")
-    ]
-    rss = [(n, e["points"]) for n, e in series.items() if n.endswith("_rss_mib") and e["points"]]
-    cpu = [(n, e["points"]) for n, e in series.items() if n.endswith("_cpu_pct") and e["points"]]
-    panels = [
-        ("Latency", "ms", latency),
-        ("Throughput", "per s", rates),
-        ("Server memory (RSS)", "MiB", rss),
-        ("Server CPU", "% of one core", cpu),
-    ]
-    return [p for p in panels if p[2]]
+    lines: dict[str, list[tuple[str, list[Sequence[float]]]]] = {}
+    other_units: dict[str, list[tuple[str, list[Sequence[float]]]]] = {}
+    for name, entry in run.get("series", {}).items():
+        points, unit = entry.get("points") or [], str(entry.get("unit", ""))
+        if not points:
+            continue
+        kind = stats.series_kind(name, unit)
+        target = other_units.setdefault(unit, []) if kind == "other" else lines.setdefault(kind, [])
+        target.append((name, _in_ms(points, unit) if kind == "latency" else points))
+    # Per-test figures are points at the test's end: measured, and on the same time axis.
+    for kind, label in (("latency", "test figures (ms)"), ("rate", "test figures (per s)")):
+        figures = _test_points(run, kind)
+        if figures:
+            lines.setdefault(kind, []).append((label, figures))
+    panels: list[Panel] = [(*PANEL_TITLES[k], lines[k]) for k in PANEL_TITLES if k in lines]
+    for unit, found in list(other_units.items())[:MAX_OTHER_PANELS]:
+        panels.append((", ".join(n for n, _p in found), unit, found))
+    return panels
 
 
-def _test_latency_points(run: dict[str, Any]) -> list[Sequence[float]]:
+MS_PER_UNIT = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001}
+
+
+def _in_ms(points: list[Sequence[float]], unit: str) -> list[Sequence[float]]:
+    scale = MS_PER_UNIT.get(unit.strip(), 1.0)
+    return points if scale == 1.0 else [(p[0], p[1] * scale) for p in points]
+
+
+def _test_points(run: dict[str, Any], kind: str) -> list[Sequence[float]]:
     points: list[Sequence[float]] = []
     for test in run.get("tests", []):
         for metric in test.get("metrics", []):
-            if metric.get("unit") == "ms" and test.get("end"):
-                points.append((test["end"], metric["value"]))
+            unit = str(metric.get("unit", ""))
+            if test.get("end") and stats.series_kind(metric.get("name", ""), unit) == kind:
+                value = metric["value"] * MS_PER_UNIT.get(unit, 1.0)
+                points.append((test["end"], value if kind == "latency" else metric["value"]))
     return sorted(points, key=lambda p: p[0])
 
 
@@ -234,13 +251,13 @@ def timeline(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str | None:
     return to_svg(fig, "timeline")
 
 
-def _latency_scale(ax: Axes, panel: tuple[str, str, list[Any]]) -> None:
+def _latency_scale(ax: Axes, panel: Panel) -> None:
     """Log scale when latencies span more than 50x, so a timeout does not flatten the rest."""
     title, _unit, lines = panel
     values = [p[1] for _label, points in lines for p in points if p[1] > 0]
     if title == "Latency" and values and max(values) / min(values) > 50:
         ax.set_yscale("log")
-        _plain_log_labels(ax.yaxis)
+        _plain_log_labels(ax.yaxis, subs=(1.0,))  # a short panel: decades only
     else:
         ax.set_ylim(bottom=0)
 

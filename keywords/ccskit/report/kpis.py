@@ -87,7 +87,7 @@ SPECS: tuple[KpiSpec, ...] = (
         "Messages per second",
         "higher",
         "msg/s",
-        re.compile(r"(msgs?|messages?|deliver\w*|sends?)_?(per_?s|rate)|throughput", re.I),
+        re.compile(r"(msgs?|messages?|deliver\w*|sends?)[ _]?(per[ _]?s|rate)|throughput", re.I),
         _is_rate,
     ),
     KpiSpec(
@@ -96,7 +96,10 @@ SPECS: tuple[KpiSpec, ...] = (
         "Concurrent connection capacity",
         "higher",
         "connections",
-        re.compile(r"concurrent|connections?(_held|_open|_capacity)?$", re.I),
+        re.compile(
+            r"^(?!.*(db|database|pool)).*(concurrent|connections?([ _](held|open|capacity))?$)",
+            re.I,
+        ),
         _is_count,
         target=(">=", 100.0),
         target_text="seed: 100+ connections",
@@ -107,7 +110,7 @@ SPECS: tuple[KpiSpec, ...] = (
         "Database transaction rate",
         "higher",
         "tx/s",
-        re.compile(r"\btx|transaction|(commits?|inserts?|writes?)_?per_?s", re.I),
+        re.compile(r"\btx|transaction|(commits?|inserts?|writes?)[ _]?per[ _]?s", re.I),
         _is_rate,
     ),
     KpiSpec(
@@ -126,7 +129,7 @@ SPECS: tuple[KpiSpec, ...] = (
         "Message delivery success rate",
         "higher",
         "%",
-        re.compile(r"deliver\w*_(success|ok|rate|pct)|success_rate", re.I),
+        re.compile(r"deliver\w*[ _](success|ok|rate|pct)|success[ _]rate", re.I),
         _is_pct,
         aggregate="min",
         target=(">=", 100.0),
@@ -183,7 +186,8 @@ def _test_figures(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str]]
 
 
 def _series_peaks(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str]]:
-    if spec.name_pattern is None or spec.category is not None:
+    # Only throughput peaks are KPIs: a gauge series (pool size, open sockets) is not a capacity.
+    if spec.name_pattern is None or spec.category is not None or spec.unit_ok is not _is_rate:
         return []
     found = []
     for name, entry in run.get("series", {}).items():

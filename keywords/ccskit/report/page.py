@@ -363,14 +363,17 @@ def _after(moment: float | None, start: float) -> str:
 
 def _timeline_section(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str:
     chart = charts.timeline(run, episodes)
-    series = run.get("series", {})
-    missing = []
-    if not any(str(e.get("unit", "")).endswith("/s") for e in series.values()):
-        missing.append("throughput over time")
-    if not any(n.endswith("_rss_mib") for n in series):
-        missing.append("server RSS")
-    if not any(n.endswith("_cpu_pct") for n in series):
-        missing.append("server CPU")
+    kinds = {
+        stats.series_kind(name, str(entry.get("unit", "")))
+        for name, entry in run.get("series", {}).items()
+        if entry.get("points")
+    } | {
+        stats.series_kind(m.get("name", ""), str(m.get("unit", "")))
+        for t in run.get("tests", [])
+        for m in t.get("metrics", [])
+    }
+    wanted = {"rate": "throughput over time", "memory": "server RSS", "cpu": "server CPU"}
+    missing = [label for kind, label in wanted.items() if kind not in kinds]
     note = f'<p class="none">{", ".join(missing)}: {NOT_MEASURED}.</p>' if missing else ""
     return (
         f'<section id="timeline"><h2>Over time, with the fault timeline</h2>{note}'

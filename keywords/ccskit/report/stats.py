@@ -18,6 +18,23 @@ OTHER = ("other", "Other latencies")
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 
+def series_kind(name: str, unit: str) -> str:
+    """Timeline panel of a series: ``latency``, ``rate``, ``memory``, ``cpu`` or ``other``.
+
+    Judged by unit first (names vary between libraries: ``server_rss_mib``, ``server rss``).
+    """
+    unit = unit.strip()
+    if unit in ("ms", "s", "us", "µs"):
+        return "latency"
+    if unit.endswith("/s"):
+        return "rate"
+    if unit in ("MiB", "KiB", "B", "GiB") and re.search(r"rss|mem", name, re.I):
+        return "memory"
+    if unit in ("%", "pct") and re.search(r"cpu", name, re.I):
+        return "cpu"
+    return "other"
+
+
 def category_of(name: str) -> str:
     """Category key of a sample or metric name (``e2e``, ``db``, ``ws`` or ``other``)."""
     for key, _label, pattern in CATEGORIES:

@@ -137,7 +137,12 @@ def save_history(merged: dict[str, Any], folder: Path) -> Path | None:
     for path in folder.glob("metrics-*.json"):
         if _history_run_id(path) == run_id:
             return None
-    path = folder / f"metrics-{_stamp(merged.get('run', {}).get('started'))}.json"
+    stamp = _stamp(merged.get("run", {}).get("started"))
+    path = folder / f"metrics-{stamp}.json"
+    for n in range(2, 100):  # two runs started in the same second must not overwrite each other
+        if not path.exists():
+            break
+        path = folder / f"metrics-{stamp}-{n}.json"
     write_json(path, merged)
     return path
 
