@@ -88,8 +88,13 @@ async def check_durability(conn: asyncpg.Connection, allow_unsafe: bool) -> None
         log.warning("unsafe durability allowed", extra={"settings": problems})
 
 
-def _row(rec: asyncpg.Record | None) -> Row | None:
-    return dict(rec) if rec is not None else None
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pool release hook: nothing to reset.
+
+    asyncpg's default reset sends RESET ALL/UNLISTEN/CLOSE ALL on every release: one extra round
+    trip per query. Pool connections never LISTEN, SET, lock or leave cursors open (transactions
+    are context-managed), so there is no session state to clear.
+    """
 
 
 class PgStore:
@@ -111,6 +116,7 @@ class PgStore:
             max_size=size,
             command_timeout=timeout_s,
             server_settings={"application_name": f"ccs-pool {node_id}"},
+            reset=_keep_session,
         )
         try:
             yield cls(pool, timeout_s)

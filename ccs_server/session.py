@@ -62,6 +62,7 @@ class Session:
         self.writer = asyncio.create_task(self._write_loop(), name=f"writer-{session_id}")
         self.tasks: set[asyncio.Task[None]] = set()
         self.connected_at = time.monotonic()
+        self.expiry: asyncio.TimerHandle | None = None
 
     # ---- outbound -------------------------------------------------------------------------
     def push(self, text: str) -> None:

@@ -312,7 +312,7 @@ class Connection:
             sess.catch_up(conv, max(cur.target, heads.get(conv, 0)))
         await hub.device_online(sess)
         delay = ident.expires_at - time.time()
-        asyncio.get_running_loop().call_later(max(0.0, delay), self._expire, sess)
+        sess.expiry = asyncio.get_running_loop().call_later(max(0.0, delay), self._expire, sess)
         log.info(
             "session started",
             extra={"user_id": ident.user_id, "device_id": device, "session": sess.id},
@@ -374,6 +374,8 @@ class Connection:
 
     def _cleanup(self, sess: Session) -> None:
         sess.closed = True
+        if sess.expiry is not None:
+            sess.expiry.cancel()
         hub = self.node.hub
         if hub.unregister(sess):
             hub.device_gone(sess)

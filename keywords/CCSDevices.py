@@ -13,12 +13,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package
 
 from ccskit import timing
 from ccskit.api import registry
-from ccskit.client import ClientError, ConnectRefused, DeviceClient
+from ccskit.client import ClientError, ConnectRefused, DeviceClient, ReconnectPolicy
 from ccskit.closecodes import describe_close
 from ccskit.config import scaled, target
 from ccskit.frames import Frame, describe_match, format_frames
 from ccskit.loop import shared_loop
 from ccskit.metrics import recorder
+from ccskit.server import node_ws_url
 from ccskit.tokens import mint_token
 from robot.api import logger
 from robot.api.deco import keyword, library
@@ -62,6 +63,10 @@ class CCSDevices:
             return self._loop.run(coro, timeout + 5.0)
         finally:
             self._flush_log()
+
+    def client(self, alias: str) -> DeviceClient:
+        """The :class:`DeviceClient` behind ``alias`` (for other libraries, not a keyword)."""
+        return self._device(alias)
 
     def _device(self, alias: str) -> DeviceClient:
         if alias not in self._devices:
@@ -183,6 +188,87 @@ class CCSDevices:
                 logger.warn(f"closing '{alias}' failed: {exc}")
         self._devices.clear()
         self._logged.clear()
+
+    # ----- reconnecting (Phase 3) ---------------------------------------------------------------
+    @keyword
+    def connect_resilient_device(
+        self,
+        alias: str,
+        *nodes: str,
+        resume: bool = True,
+        timeout: timedelta = FIVE_S,
+        backoff_cap: timedelta = ONE_S,
+    ) -> dict[str, Any]:
+        """Connects ``alias`` to the first of ``nodes`` and lets it reconnect by itself.
+
+        ``nodes`` are node names of CCSServer (``node-1``) or URLs; after a reconnectable close
+        (1001/1006/1011/1012, 4000-4499) the client dials again with exponential backoff and
+        full jitter (capped at ``backoff_cap``), moving to the next node after each failed
+        attempt, resumes from its last seq per conversation and re-sends its outbox with the
+        same ``client_msg_id``. A device already known keeps its frames and seqs: connecting
+        it again (``resume=True``) is a reconnect to another node. Returns the ``welcome``.
+
+        | Connect Resilient Device | alice-laptop | node-1 | node-2 |
+        """
+        urls = [node_ws_url(n) for n in nodes] or [target.ws_url]
+        client = self._devices.get(alias)
+        if client is None:
+            user_id, device_id = registry.device(alias)
+            client = DeviceClient(
+                alias, urls[0], mint_token(user_id, device_id), user_id=user_id,
+                device_id=device_id,
+            )  # fmt: skip
+            self._devices[alias] = client
+            self._logged[alias] = 0
+        client.url = urls[0]
+        client.enable_reconnect(urls, ReconnectPolicy(cap_s=scaled(backoff_cap)))
+        seconds = scaled(timeout)
+        welcome = self._run(client.open(resume=resume, timeout_s=seconds), seconds)
+        logger.info(f"'{alias}' connected to {urls[0]} (fail-over {urls[1:]}): {welcome}"[:600])
+        return welcome
+
+    @keyword
+    def wait_for_reconnect(
+        self, alias: str, count: int = 1, timeout: timedelta = timedelta(seconds=20)
+    ) -> dict[str, Any]:
+        """Waits until ``alias`` ended its ``count``-th automatic reconnect; returns it and
+        fails if it did not succeed.
+
+        The record: ``t`` (epoch of the loss), ``close_code``, ``ok``, ``url``, ``node_id``,
+        ``attempts``, ``downtime_s``, ``recovered`` (``{conversation: bool}`` from the
+        welcome), ``resent`` (outbox entries re-sent), ``error``.
+
+        | ${r}= | Wait For Reconnect | alice-laptop |
+        | Should Be Equal | ${r}[node_id] | node-2 |
+        """
+        client = self._device(alias)
+        seconds = scaled(timeout)
+        record = self._run(client.wait_reconnects(count, seconds), seconds).as_dict()
+        logger.info(f"'{alias}' reconnect {count}: {record}")
+        if not record["ok"]:
+            raise AssertionError(f"'{alias}' expected reconnect {count} to succeed: {record}")
+        recorder.add_samples("reconnect_downtime_s", [record["downtime_s"]], "s")
+        return record
+
+    @keyword
+    def device_reconnects(self, alias: str) -> list[dict[str, Any]]:
+        """Every automatic reconnect of ``alias`` so far (see `Wait For Reconnect`)."""
+        return [r.as_dict() for r in self._device(alias).reconnects]
+
+    @keyword
+    def wait_until_device_connected(self, alias: str, timeout: timedelta = FIVE_S) -> str:
+        """Waits until ``alias`` is connected and no reconnect is running; returns the node id
+        of its welcome."""
+        client = self._device(alias)
+        seconds = scaled(timeout)
+        self._run(client.wait_connected(seconds), seconds)
+        return self.device_node_id(alias)
+
+    @keyword
+    def device_node_id(self, alias: str) -> str:
+        """``node_id`` of the welcome of ``alias``'s current connection."""
+        welcome = self._device(alias).welcome or {}
+        return str(welcome.get("node_id", ""))
 
     # ----- sending ---------------------------------------------------------------------------
     @keyword

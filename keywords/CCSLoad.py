@@ -173,9 +173,10 @@ class CCSLoad:
 
     @keyword
     def disconnect_all_load_fleets(self) -> None:
-        """Closes every fleet (suite teardown)."""
+        """Closes every fleet and forgets them (test teardown): their records go too."""
         for run in self._fleets.values():
             self._run(run.disconnect(), 120)
+        self._fleets.clear()
 
     # ----- sending ---------------------------------------------------------------------------
     @keyword
@@ -259,9 +260,42 @@ class CCSLoad:
             # Race keywords do not drain: let their deliveries land before judging "missing".
             self._run(run.wait_for_deliveries(scaled(5.0)), scaled(5.0) + 5)
             stored = self._run(fetch_stored(dsn, run.conversation_ids), 120)
-            result: CheckResult = check(run.history(stored))
-            logger.info(f"fleet '{name}': {result.summary()}")
-            results.append((name, result))
+            results.append((f"fleet '{name}'", check(run.history(stored))))
+        return self._judge(results)
+
+    @keyword
+    def check_consistency_of_devices(
+        self, *devices: str, conversations: str, expect_from: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """Runs the consistency checker over devices of ``CCSDevices`` (by alias) for the given
+        conversations (comma-separated fixture names or ids); fails on any anomaly.
+
+        The named devices must include every sender of those conversations: a stored message
+        nobody named attempted counts as unexpected. Each device must have received every
+        stored message (from ``expect_from[conversation]`` on, default all), each once and in
+        order, across its reconnects. Bodies are not compared.
+
+        | Check Consistency Of Devices | alice-phone | bob-tablet | conversations=team-room |
+        """
+        from ccskit.api import registry
+        from ccskit.checker import history_from_clients
+        from robot.libraries.BuiltIn import BuiltIn
+
+        devices_lib: Any = BuiltIn().get_library_instance("CCSDevices")
+        pool = devices_lib._devices  # alias -> DeviceClient
+        missing = [d for d in devices if d not in pool]
+        if missing:
+            raise AssertionError(f"no CCSDevices device called {missing} (known: {sorted(pool)})")
+        convs = [registry.conversations.get(c.strip(), c.strip()) for c in conversations.split(",")]
+        expect = {registry.conversations.get(k, k): int(v) for k, v in (expect_from or {}).items()}
+        stored = self._run(fetch_stored(KitConfig.from_env().database_url, convs), 60)
+        result = check(history_from_clients([pool[d] for d in devices], stored, convs, expect))
+        return self._judge([("devices", result)])
+
+    def _judge(self, results: list[tuple[str, CheckResult]]) -> dict[str, Any]:
+        """Log and record every anomaly count (threshold 0); fail unless all are zero."""
+        for name, result in results:
+            logger.info(f"{name}: {result.summary()}")
         totals = {a: sum(r.counts[a] for _, r in results) for a in ANOMALIES}
         for anomaly, value in totals.items():
             recorder.record(f"checker {anomaly}", value, "messages", 0, "<=")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
 
+from ccskit import server as nodes_mod
 from ccskit.config import KitConfig, target, ws_url_for
-from ccskit.server import ServerProcess, wait_healthy
+from ccskit.server import ServerProcess, server_checkout, wait_healthy
 from robot.api import logger
 from robot.api.deco import keyword, library
 
@@ -95,3 +97,96 @@ class CCSServer:
         if self._process is None or self._process.log_path is None:
             return ""
         return str(self._process.log_path)
+
+    # ----- several nodes (Phase 3) -------------------------------------------------------------
+    @keyword
+    def start_reference_node(self, name: str, timeout: timedelta = THIRTY_S, **env: str) -> str:
+        """Starts reference server node ``name`` (``CCS_NODE_ID``) with extra ``env``;
+        returns its base URL. Several nodes may share one ``DATABASE_URL`` (and ``REDIS_URL``).
+
+        The package comes from ``CCS_SERVER_PATH`` when set (a modified copy), else from this
+        repository. A node started before under the same name restarts on its old port, so
+        clients holding its URL find it again.
+
+        | ${url}= | Start Reference Node | node-1 | DATABASE_URL=${db} | REDIS_URL=${redis} |
+        """
+        old = nodes_mod.nodes.get(name)
+        if old is not None and old.proc is not None and old.proc.poll() is None:
+            raise AssertionError(f"node '{name}' already runs at {old.base_url}")
+        merged = {**(old.env if old else {}), **env, "CCS_NODE_ID": name}
+        process = ServerProcess(env=merged, cwd=server_checkout(), port=old.port if old else 0)
+        base_url = process.start(timeout.total_seconds())
+        nodes_mod.nodes[name] = process
+        logger.info(f"node '{name}' at {base_url} (pid {process.pid}, log {process.log_path})")
+        return base_url
+
+    @keyword
+    def restart_reference_node(self, name: str, timeout: timedelta = THIRTY_S) -> str:
+        """Starts a stopped or killed node again with its environment and port.
+
+        | Kill Process | ${pid} |
+        | Restart Reference Node | node-1 |
+        """
+        process = nodes_mod.node(name)
+        if process.proc is not None and process.proc.poll() is None:
+            return process.base_url
+        return self.start_reference_node(name, timeout)
+
+    @keyword
+    def reference_node_url(self, name: str) -> str:
+        """``http://host:port`` of node ``name``."""
+        return nodes_mod.node(name).base_url
+
+    @keyword
+    def reference_node_websocket_url(self, name: str) -> str:
+        """``ws://host:port/ws`` of node ``name``."""
+        return ws_url_for(nodes_mod.node(name).base_url)
+
+    @keyword
+    def reference_node_pid(self, name: str) -> int:
+        """PID of node ``name`` (for `Kill Process` of CCSFaults)."""
+        pid = nodes_mod.node(name).pid
+        if pid is None:
+            raise AssertionError(f"node '{name}' has no process")
+        return pid
+
+    @keyword
+    def reference_node_should_be_running(self, name: str) -> None:
+        """Fails unless node ``name`` runs and answers ``/health`` with 200."""
+        process = nodes_mod.node(name)
+        if process.proc is None or process.proc.poll() is not None:
+            raise AssertionError(f"node '{name}' is not running\n{process.log_tail()}")
+        wait_healthy(process.base_url, 10.0, process.proc)
+
+    @keyword
+    def use_reference_node(self, name: str) -> str:
+        """Makes node ``name`` the server under test of the other libraries (REST fixtures,
+        default WebSocket URL); returns its base URL."""
+        process = nodes_mod.node(name)
+        target.base_url, target.pid = process.base_url, process.pid
+        return process.base_url
+
+    @keyword
+    def stop_reference_node(self, name: str, graceful: bool = True) -> int | None:
+        """Stops node ``name``: SIGTERM (graceful: 1012 to clients) or SIGKILL; returns the
+        exit code. The node stays known, so `Restart Reference Node` can bring it back."""
+        process = nodes_mod.node(name)
+        if process.proc is None or process.proc.poll() is not None:
+            return process.proc.returncode if process.proc else None
+        if graceful:
+            return process.stop()
+        process.proc.send_signal(signal.SIGKILL)
+        return process.proc.wait(10)
+
+    @keyword
+    def stop_all_reference_nodes(self) -> None:
+        """Stops every node started by name and forgets them (suite teardown)."""
+        for name, process in list(nodes_mod.nodes.items()):
+            code = process.stop()
+            logger.info(f"node '{name}' stopped (exit code {code}, log {process.log_path})")
+        nodes_mod.nodes.clear()
+
+    @keyword
+    def attach_to_server(self, base_url: str) -> None:
+        """Makes ``base_url`` the server under test again (after a multi-node suite)."""
+        target.base_url, target.pid = base_url, None

@@ -17,6 +17,7 @@ client never learnt is *indeterminate*; they are counted for information only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import Counter, defaultdict
@@ -349,3 +350,41 @@ def _check_missing(
                     f"{device_id} never received {row.conversation_id} "
                     f"seq {row.seq} (id {row.message_id})",
                 )
+
+
+def history_from_clients(
+    clients: Iterable[Any],
+    stored: Sequence[StoredRow],
+    conversations: Iterable[str],
+    expect_from: dict[str, int] | None = None,
+) -> History:
+    """A :class:`History` from the kit's ``DeviceClient`` objects (``ccskit.client``).
+
+    Acks and received ``message`` frames come from each client's recorded frames (across its
+    reconnects); unacknowledged sends from its outbox. The client does not keep the body of an
+    acknowledged send, so bodies are not compared (stored rows come with ``body_hash`` None).
+    Every client is expected to see each conversation in ``conversations`` from
+    ``expect_from[conversation]`` (default 0) on.
+    """
+    wanted = set(conversations)
+    h = History(stored=[dataclasses.replace(r, body_hash=None) for r in stored])
+    for client in clients:
+        device = client.device_id
+        for f in client.frames:
+            data = f.data or {}
+            if data.get("conversation_id") not in wanted:
+                continue
+            if data.get("type") == "message":
+                h.deliveries.setdefault(device, []).append(
+                    Delivery(data["conversation_id"], data["seq"], data["message_id"])
+                )
+            elif data.get("type") == "ack" and data.get("for") == "send":
+                key = (data["conversation_id"], data["client_msg_id"])
+                h.attempts.append(Attempt(device, key[1], key[0], ""))
+                h.acks.append(Ack(device, key[1], key[0], data["message_id"], data["seq"]))
+        for entry in client.outbox.values():
+            if entry.conversation_id in wanted:
+                h.attempts.append(Attempt(device, entry.client_msg_id, entry.conversation_id, ""))
+        h.deliveries.setdefault(device, [])
+        h.expectations[device] = [Expectation(c, (expect_from or {}).get(c, 0)) for c in wanted]
+    return h

@@ -9,21 +9,33 @@ seen (for ``hello.resume``) and an outbox of sends not yet acknowledged (re-sent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import random
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from . import timing
 from .closecodes import describe_close
 from .frames import Frame, describe_match, format_frames, matches
 
 REPLY_TYPES = ("ack", "error", "welcome")
+#: Close codes after which the reference client reconnects by itself (besides 4000-4499):
+#: abnormal closure, going away, server error, service restart.
+RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012})
+
+
+def reconnectable(code: int | None) -> bool:
+    """Whether the reference client reconnects after ``code`` (protocol section 7)."""
+    if code is None:
+        return True
+    return code in RECONNECT_CODES or 4000 <= code <= 4499
 
 
 class ClientError(AssertionError):
@@ -55,8 +67,61 @@ class OutboxEntry:
     attempts: int = 1
 
 
+@dataclass
+class ReconnectPolicy:
+    """Exponential backoff with full jitter, capped, bounded in attempts and time."""
+
+    base_s: float = 0.05
+    cap_s: float = 1.0
+    max_attempts: int = 100
+    give_up_after_s: float = 60.0
+    open_timeout_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in ``[0, min(cap, base * 2**attempt)]`` (AWS backoff)."""
+        return random.uniform(0.0, min(self.cap_s, self.base_s * 2 ** min(attempt, 20)))
+
+
+@dataclass
+class ReconnectRecord:
+    """One automatic reconnect: why it started, where it landed, what the server recovered."""
+
+    t: float  # epoch seconds when the connection was lost
+    close_code: int | None
+    ok: bool
+    url: str = ""
+    node_id: str = ""
+    attempts: int = 0
+    downtime_s: float = 0.0
+    recovered: dict[str, bool] = field(default_factory=dict)
+    resent: int = 0
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """One reply to a ``send`` (ack or error), for the traffic driver and the checker."""
+
+    client_msg_id: str
+    conversation_id: str
+    kind: str  # "ack" or the error code
+    wall: float
+    message_id: int | None = None
+    seq: int | None = None
+    duplicate: bool = False
+    latency_s: float = 0.0  # from the send to this reply
+
+
 class DeviceClient:
-    """One device: connection, recorded frames, last seq per conversation, outbox."""
+    """One device: connection, recorded frames, last seq per conversation, outbox.
+
+    With a :class:`ReconnectPolicy` the client reconnects by itself after a reconnectable
+    close (see :func:`reconnectable`), trying ``urls`` in turn (fail-over to the next node),
+    resumes from its last seq per conversation and re-sends its outbox with the same keys.
+    """
 
     def __init__(
         self,
@@ -89,6 +154,15 @@ class DeviceClient:
         self._changed = asyncio.Event()
         self._refs = itertools.count(1)
         self._cmids = itertools.count(1)
+        self.urls: list[str] = [url]
+        self.policy: ReconnectPolicy | None = None
+        self.reconnects: list[ReconnectRecord] = []
+        #: ``(client_msg_id, conversation_id, body)`` of every new send, in first-send order.
+        self.attempt_log: list[tuple[str, str, Any]] = []
+        self.send_log: list[SendRecord] = []
+        self._closing = False
+        self._reconnecting = False
+        self._reconnector: asyncio.Task[None] | None = None
 
     # ----- state -----------------------------------------------------------------------------
     @property
@@ -127,6 +201,7 @@ class DeviceClient:
         """
         if self.connected:
             raise ClientError(f"'{self.alias}' is already connected")
+        self._closing = False
         self._ws = await self._dial(timeout_s)
         self.connections += 1
         self.close_code, self.close_reason = None, ""
@@ -187,6 +262,9 @@ class DeviceClient:
                     future.set_exception(closed)
             self._pending.clear()
             self._notify()
+            if self._should_reconnect():
+                loop = asyncio.get_running_loop()
+                self._reconnector = loop.create_task(self._reconnect_loop(self.close_code))
 
     def _record(self, raw: str | bytes) -> None:
         mono, wall = time.monotonic(), time.time()
@@ -205,6 +283,8 @@ class DeviceClient:
 
     def _apply(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
+        if kind == "welcome" and self.policy is not None:
+            self._track_conversations(data.get("conversations"))
         if kind == "message" and isinstance(data.get("seq"), int):
             conv = str(data.get("conversation_id"))
             self.last_seq[conv] = max(self.last_seq.get(conv, 0), data["seq"])
@@ -212,6 +292,15 @@ class DeviceClient:
             future = self._pending.pop(data["ref"], None)
             if future is not None and not future.done():
                 future.set_result(data)
+
+    def _track_conversations(self, conversations: Any) -> None:
+        # A reconnect must name every conversation, also those not heard from yet: otherwise
+        # the server would resume it from the stored cursor, which may lie behind the replay.
+        if not isinstance(conversations, dict):
+            return
+        for conv, info in conversations.items():
+            if isinstance(info, dict) and isinstance(info.get("from_seq"), int):
+                self.last_seq.setdefault(str(conv), info["from_seq"])
 
     def _notify(self) -> None:
         # Waiters hold the old event; a fresh one is armed for the next frame.
@@ -248,6 +337,7 @@ class DeviceClient:
         if entry is None:
             entry = OutboxEntry(conversation_id, cmid, body, time.monotonic(), 0)
             self.outbox[cmid] = entry
+            self.attempt_log.append((cmid, conversation_id, body))
         entry.attempts += 1
         timing.mark_sent(conversation_id, cmid)
         frame = {
@@ -256,21 +346,47 @@ class DeviceClient:
             "client_msg_id": cmid,
             "body": body,
         }
+        started = time.monotonic()
         reply = await self.request(frame, timeout_s)
+        self._log_reply(cmid, conversation_id, reply, time.monotonic() - started)
         if reply.get("type") == "ack" or not reply.get("retryable", False):
             # Acked, or refused for good: either way a re-send would not help.
             self.outbox.pop(cmid, None)
         return reply
 
-    async def resend_outbox(self, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-        """Re-send every unacknowledged message with its original ``client_msg_id``."""
+    def _log_reply(
+        self, cmid: str, conversation_id: str, reply: dict[str, Any], latency_s: float
+    ) -> None:
+        is_ack = reply.get("type") == "ack"
+        self.send_log.append(
+            SendRecord(
+                cmid,
+                conversation_id,
+                "ack" if is_ack else str(reply.get("code")),
+                time.time(),
+                reply.get("message_id") if is_ack else None,
+                reply.get("seq") if is_ack else None,
+                bool(reply.get("duplicate")),
+                round(latency_s, 4),
+            )
+        )
+
+    async def resend_outbox(
+        self, timeout_s: float = 10.0, stop_on_error: bool = False
+    ) -> list[dict[str, Any]]:
+        """Re-send every unacknowledged message with its original ``client_msg_id``.
+
+        With ``stop_on_error`` the first reply that is not an ``ack`` ends the flush, so a
+        later message is never stored before an earlier one still waiting for its retry (P3).
+        """
         replies = []
         for entry in list(self.outbox.values()):
-            replies.append(
-                await self.send_message(
-                    entry.conversation_id, entry.body, entry.client_msg_id, timeout_s
-                )
+            reply = await self.send_message(
+                entry.conversation_id, entry.body, entry.client_msg_id, timeout_s
             )
+            replies.append(reply)
+            if stop_on_error and reply.get("type") != "ack":
+                break
         return replies
 
     async def send_raw(self, payload: str | bytes) -> None:
@@ -281,6 +397,106 @@ class DeviceClient:
         if self._ws is None or not self.connected:
             raise ClientError(f"'{self.alias}' is not connected ({self.state()})")
         return self._ws
+
+    # ----- reconnecting ----------------------------------------------------------------------
+    def enable_reconnect(
+        self, urls: Sequence[str] | None = None, policy: ReconnectPolicy | None = None
+    ) -> None:
+        """Reconnect by itself from now on, trying ``urls`` in turn (default: the current URL)."""
+        self.urls = list(urls or [self.url])
+        self.url = self.urls[0] if self.url not in self.urls else self.url
+        self.policy = policy or ReconnectPolicy()
+
+    def _should_reconnect(self) -> bool:
+        return (
+            self.policy is not None
+            and not self._closing
+            and not self._reconnecting
+            and reconnectable(self.close_code)
+        )
+
+    async def _reconnect_loop(self, close_code: int | None) -> None:
+        """Dial with backoff until hello succeeds, then resume and flush the outbox."""
+        assert self.policy is not None
+        policy, lost_wall, lost = self.policy, time.time(), time.monotonic()
+        self._reconnecting = True
+        record = ReconnectRecord(lost_wall, close_code, False)
+        try:
+            while not self._closing and record.attempts < policy.max_attempts:
+                if time.monotonic() - lost > policy.give_up_after_s:
+                    break
+                await asyncio.sleep(policy.delay(record.attempts))
+                record.attempts += 1
+                if await self._reconnect_once(record, policy.open_timeout_s):
+                    record.ok, record.downtime_s = True, round(time.monotonic() - lost, 3)
+                    return
+                # Fail over: the next attempt goes to the next node of the list.
+                self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+            record.error = record.error or "gave up"
+        finally:
+            self._reconnecting = False
+            if not record.ok:
+                record.downtime_s = round(time.monotonic() - lost, 3)
+            self.reconnects.append(record)
+            self._notify()
+
+    async def _reconnect_once(self, record: ReconnectRecord, timeout_s: float) -> bool:
+        """One attempt at ``self.url``: hello with resume, then the outbox in order."""
+        try:
+            welcome = await self.open(resume=True, timeout_s=timeout_s)
+            replies = await self.resend_outbox(timeout_s * 2, stop_on_error=True)
+        except (OSError, ClientError, TimeoutError, ConnectionClosed, InvalidHandshake) as exc:
+            record.error = f"{self.url}: {type(exc).__name__}: {str(exc)[:200]}"
+            await self._discard()
+            return False
+        convs = welcome.get("conversations") or {}
+        record.url, record.node_id = self.url, str(welcome.get("node_id", ""))
+        record.recovered = {
+            str(c): bool(i.get("recovered")) for c, i in convs.items() if isinstance(i, dict)
+        }
+        record.resent = len(replies)
+        return True
+
+    async def _discard(self) -> None:
+        """Forget a half-open connection of a failed attempt (no reconnect from its reader)."""
+        ws, reader = self._ws, self._reader
+        self._ws = None
+        if ws is not None:
+            ws.transport.abort()
+        if reader is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(reader), 2.0)
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait until the connection is open and no reconnect is in progress."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not (self.connected and not self._reconnecting):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ClientError(
+                    f"'{self.alias}' expected to be connected within {timeout_s:.1f} s "
+                    f"(reconnects: {[r.as_dict() for r in self.reconnects[-3:]]})\n"
+                    + self.context()
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def wait_reconnects(self, count: int, timeout_s: float) -> ReconnectRecord:
+        """Wait until ``count`` automatic reconnects ended; returns the last one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while len(self.reconnects) < count:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ClientError(
+                    f"'{self.alias}' expected {count} reconnect(s) within {timeout_s:.1f} s, "
+                    f"saw {len(self.reconnects)}; reconnecting now: {self._reconnecting}\n"
+                    + self.context()
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return self.reconnects[count - 1]
 
     # ----- waiting ---------------------------------------------------------------------------
     def find(
@@ -323,6 +539,12 @@ class DeviceClient:
     # ----- closing ---------------------------------------------------------------------------
     async def close(self, code: int = 1000, reason: str = "", timeout_s: float = 5.0) -> None:
         """Clean close handshake; waits for the reader to record the close."""
+        self._closing = True  # an intentional close is never followed by a reconnect
+        reconnector, self._reconnector = self._reconnector, None
+        if reconnector is not None and not reconnector.done():
+            reconnector.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reconnector
         ws, reader = self._ws, self._reader
         if ws is None:
             return
@@ -342,4 +564,5 @@ class DeviceClient:
                 await asyncio.wait_for(asyncio.shield(reader), 5.0)
             except TimeoutError:
                 reader.cancel()
-        self._ws = None
+        if self._ws is ws:  # a reconnect may already have opened a new connection
+            self._ws = None

@@ -5,7 +5,8 @@ Built for volume, not for conversation: one :class:`LoadRun` holds N WebSocket c
 loop, sends at a fixed rate from a schedule (open loop), and records per message the scheduled,
 sent and acknowledged times and, per receiving device, the receive time. Delivery latency is
 measured from the *scheduled* send time so a lagging client cannot hide queueing (no coordinated
-omission). The records feed :mod:`ccskit.checker`.
+omission). The records feed :mod:`ccskit.checker`. Fleets (who connects, which rooms) are
+described and provisioned by :mod:`ccskit.bench.fleet`.
 
 Everything is bounded: message counts, phase durations, drain and connect timeouts.
 
@@ -33,13 +34,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-import jwt
-import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from .bench.fleet import Device, Fleet, Room, make_idle, make_rooms, mint, provision
 from .checker import Ack, Attempt, Delivery, Expectation, History, StoredRow, body_hash
+
+__all__ = [
+    "Device",
+    "Fleet",
+    "LoadRun",
+    "Room",
+    "fetch_stored",
+    "make_idle",
+    "make_rooms",
+    "mint",
+    "percentiles",
+    "provision",
+    "raise_fd_limit",
+]
 
 CONNECT_IN_FLIGHT = 200
 """Handshakes in flight while connecting a fleet (about 2,000 handshakes/s here)."""
@@ -55,153 +68,6 @@ def raise_fd_limit(wanted: int = 65536) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def mint(
-    secret: str,
-    user: str,
-    device: str | None = None,
-    admin: bool = False,
-    ttl_s: int = 3600,
-    issuer: str = "ccs",
-    audience: str = "ccs-clients",
-) -> str:
-    """An HS256 token as protocol.md section 2 describes (the kit shares the server's secret)."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": user,
-        "iat": now,
-        "exp": now + ttl_s,
-        "iss": issuer,
-        "aud": audience,
-    }
-    if device:
-        claims["dev"] = device
-    if admin:
-        claims["role"] = "admin"
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-# --------------------------------------------------------------------------- fleet description
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    """One device identity and its token."""
-
-    user_id: str
-    device_id: str
-    token: str = ""
-
-
-@dataclass(slots=True)
-class Room:
-    """A conversation, its member users' devices, and which of them send."""
-
-    conversation_id: str
-    members: list[Device]
-    senders: list[Device]
-
-
-@dataclass(slots=True)
-class Fleet:
-    """Every device to connect and every room to load."""
-
-    devices: list[Device]
-    rooms: list[Room]
-
-
-def make_rooms(
-    prefix: str, rooms: int, members: int, senders: int | None = None, devices_per_user: int = 1
-) -> Fleet:
-    """``rooms`` conversations of ``members`` devices each (one user per device by default).
-
-    ``senders`` devices of each room send (all by default). Every device belongs to one room, so a
-    message reaches exactly ``members`` devices, the sending connection included.
-    """
-    if members % devices_per_user:
-        raise ValueError("members must be a multiple of devices_per_user")
-    fleet = Fleet([], [])
-    for r in range(rooms):
-        room_devices = [
-            Device(f"{prefix}-u{r}-{m // devices_per_user}", f"{prefix}-d{r}-{m}")
-            for m in range(members)
-        ]
-        fleet.devices.extend(room_devices)
-        n_send = members if senders is None else senders
-        fleet.rooms.append(Room(f"{prefix}-c{r}", room_devices, room_devices[:n_send]))
-    return fleet
-
-
-def make_idle(prefix: str, count: int, devices_per_user: int = 10) -> Fleet:
-    """``count`` devices in no conversation: connections to hold, with no presence fan-out."""
-    devices = [Device(f"{prefix}-u{i // devices_per_user}", f"{prefix}-d{i}") for i in range(count)]
-    return Fleet(devices, [])
-
-
-async def provision(
-    api_url: str,
-    secret: str,
-    fleet: Fleet,
-    concurrency: int = 32,
-    timeout_s: float = 120.0,
-    issuer: str = "ccs",
-    audience: str = "ccs-clients",
-) -> Fleet:
-    """Create the fleet's users, devices and conversations through the REST API; mint tokens.
-
-    Uses the admin fixture endpoints of protocol.md section 8 (201 expected, 409 tolerated so a
-    fleet can be provisioned twice). Returns a fleet whose devices carry tokens.
-    """
-    admin_token = mint(secret, "ccs-kit-admin", admin=True, issuer=issuer, audience=audience)
-    admin = {"Authorization": f"Bearer {admin_token}"}
-    limit = asyncio.Semaphore(concurrency)
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(api_url, headers=admin, timeout=timeout) as http:
-
-        async def post(path: str, payload: dict[str, Any]) -> None:
-            async with limit, http.post(path, json=payload) as resp:
-                if resp.status not in (200, 201, 409):
-                    raise RuntimeError(f"POST {path} -> {resp.status}: {await resp.text()}")
-
-        users = sorted({d.user_id for d in fleet.devices})
-        await asyncio.gather(*(post("/v1/users", {"user_id": u}) for u in users))
-        await asyncio.gather(
-            *(
-                post(f"/v1/users/{d.user_id}/devices", {"device_id": d.device_id})
-                for d in fleet.devices
-            )
-        )
-        await asyncio.gather(
-            *(
-                post(
-                    "/v1/conversations",
-                    {
-                        "conversation_id": room.conversation_id,
-                        "members": sorted({d.user_id for d in room.members}),
-                    },
-                )
-                for room in fleet.rooms
-            )
-        )
-    tokens = {
-        d.device_id: mint(secret, d.user_id, d.device_id, issuer=issuer, audience=audience)
-        for d in fleet.devices
-    }
-    with_tokens = {
-        d.device_id: Device(d.user_id, d.device_id, tokens[d.device_id]) for d in fleet.devices
-    }
-    return Fleet(
-        list(with_tokens.values()),
-        [
-            Room(
-                r.conversation_id,
-                [with_tokens[d.device_id] for d in r.members],
-                [with_tokens[d.device_id] for d in r.senders],
-            )
-            for r in fleet.rooms
-        ],
-    )
 
 
 # --------------------------------------------------------------------------- records
@@ -296,15 +162,18 @@ class LeanConnection:
         "_waiters",
         "_wanted",
         "closed",
+        "counted",
         "device",
         "received",
         "run",
         "ws",
     )
 
-    def __init__(self, run: LoadRun, device: Device) -> None:
+    def __init__(self, run: LoadRun, device: Device, counted: bool = True) -> None:
         self.run = run
         self.device = device
+        # An extra socket of a device (a race) must not make its room look fully delivered.
+        self.counted = counted
         self.ws: ClientConnection | None = None
         self.received: list[Received] = []
         self.closed: Closed | None = None
@@ -373,15 +242,16 @@ class LeanConnection:
                 self._on_frame(json.loads(raw), time.perf_counter())
         except ConnectionClosed:
             pass
-        finally:
-            if self._wanted:
-                self.closed = Closed(
-                    self.device.device_id,
-                    self.ws.close_code,
-                    self.ws.close_reason or "",
-                    time.time(),
-                )
-                self.run.closes.append(self.closed)
+        except Exception as exc:  # a frame the kit cannot read: stop, and say why
+            self._record_close(f"reader failed: {exc!r}")
+            raise
+        self._record_close(self.ws.close_reason or "")
+
+    def _record_close(self, reason: str) -> None:
+        if self._wanted and self.closed is None:
+            assert self.ws is not None
+            self.closed = Closed(self.device.device_id, self.ws.close_code, reason, time.time())
+            self.run.closes.append(self.closed)
 
     def _on_frame(self, frame: dict[str, Any], t: float) -> None:
         kind = frame.get("type")
@@ -393,6 +263,8 @@ class LeanConnection:
                     frame["conversation_id"], frame["seq"], frame["message_id"], sender, cmid, t
                 )
             )
+            if not self.counted:
+                return
             run.delivered += 1
             record = run.by_key.get((sender, cmid))
             if record is not None:
@@ -700,53 +572,3 @@ async def fetch_stored(dsn: str, conversation_ids: Sequence[str]) -> list[Stored
         )
         for r in rows
     ]
-
-
-# --------------------------------------------------------------------------- resource sampling
-
-
-@dataclass(slots=True)
-class Sample:
-    """One reading of a process."""
-
-    t: float
-    rss_mib: float
-    cpu_percent: float
-
-
-class ProcessSampler:
-    """Samples a process's RSS and CPU every ``interval_s`` in the background (psutil)."""
-
-    def __init__(self, pid: int, interval_s: float = 0.5) -> None:
-        self.proc = psutil.Process(pid)
-        self.interval_s = interval_s
-        self.samples: list[Sample] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def sample(self) -> Sample:
-        """Read now (CPU is averaged since the previous reading)."""
-        with self.proc.oneshot():
-            s = Sample(
-                time.time(), self.proc.memory_info().rss / 2**20, self.proc.cpu_percent(None)
-            )
-        self.samples.append(s)
-        return s
-
-    def start(self) -> None:
-        """Start sampling on the running loop."""
-        self.proc.cpu_percent(None)  # prime: the first call always reads 0
-        self._task = asyncio.create_task(self._loop())
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            with contextlib.suppress(psutil.Error):
-                self.sample()
-
-    async def stop(self) -> list[Sample]:
-        """Stop sampling and return every sample."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        return self.samples

@@ -80,6 +80,7 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     base_url: str = ""
     log_path: Path | None = None
+    port: int = 0  # 0: a free port; a node restarted after a kill keeps its old one
 
     @property
     def pid(self) -> int | None:
@@ -93,10 +94,11 @@ class ServerProcess:
         port_file = Path(tempfile.mkstemp(prefix="ccs-port-", dir=self.log_dir)[1])
         port_file.write_text("")
         env = {**os.environ, **FAST_DEFAULTS, **self.env}
-        env.update(CCS_HOST="127.0.0.1", CCS_PORT="0", CCS_PORT_FILE=str(port_file))
+        env.update(CCS_HOST="127.0.0.1", CCS_PORT=str(self.port), CCS_PORT_FILE=str(port_file))
         env.setdefault("DATABASE_URL", config.database_url)
         env.setdefault("CCS_TOKEN_SECRET", config.token_secret)
-        self.log_path = self.log_dir / f"ccs-server-{os.getpid()}-{int(time.time())}.log"
+        name = env.get("CCS_NODE_ID", "server")
+        self.log_path = self.log_dir / f"ccs-{name}-{os.getpid()}-{time.time_ns() // 10**6}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [self.python, "-m", "ccs_server", "serve"],
@@ -106,8 +108,8 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
             )
         try:
-            port = self._wait_port(port_file, timeout)
-            self.base_url = f"http://127.0.0.1:{port}"
+            self.port = self._wait_port(port_file, timeout)
+            self.base_url = f"http://127.0.0.1:{self.port}"
             wait_healthy(self.base_url, timeout, self.proc)
         except ServerStartError as exc:
             self.stop()
@@ -144,3 +146,35 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode
+
+
+def server_checkout() -> Path:
+    """Directory whose ``ccs_server`` package is started: ``CCS_SERVER_PATH`` or this repository.
+
+    Pointing it at a modified copy (say, one that acks before commit) shows which suite turns red.
+    """
+    return Path(os.environ.get("CCS_SERVER_PATH") or PROJECT_ROOT)
+
+
+#: Reference server nodes started by name (``node-1``, ``node-2``) for multi-node suites.
+nodes: dict[str, ServerProcess] = {}
+
+
+def node(name: str) -> ServerProcess:
+    """The node started as ``name``; fails with the known names."""
+    try:
+        return nodes[name]
+    except KeyError:
+        known = sorted(nodes)
+        raise AssertionError(f"no reference node '{name}' was started (known: {known})") from None
+
+
+def node_ws_url(name_or_url: str) -> str:
+    """WebSocket URL of a node name, or of a given ``http(s)://``/``ws(s)://`` URL."""
+    from .config import ws_url_for
+
+    if name_or_url.startswith(("ws://", "wss://")):
+        return name_or_url
+    if name_or_url.startswith(("http://", "https://")):
+        return ws_url_for(name_or_url)
+    return ws_url_for(node(name_or_url).base_url)

@@ -11,6 +11,9 @@ Documentation    Seed test 2.1 - Concurrent operations.
 Resource         ../../resources/ccs.resource
 Resource         ../../resources/stress.resource
 
+Test Setup       The Server's Memory Is Ours Alone
+Test Teardown    The Stress Test Is Cleaned Up
+
 Test Tags        seed-2.1
 
 

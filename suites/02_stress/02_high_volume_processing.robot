@@ -11,6 +11,8 @@ Documentation    Seed test 2.2 - High-volume message processing.
 Resource         ../../resources/ccs.resource
 Resource         ../../resources/stress.resource
 
+Test Teardown    The Stress Test Is Cleaned Up
+
 Test Tags        seed-2.2
 
 
@@ -58,8 +60,10 @@ Five Hundred Fifty Connections Held Under Steady Traffic Stay Open
 Server Memory Returns To A Plateau After Connect And Disconnect Cycles
     [Documentation]    Each cycle connects 300 devices, sends 200 messages in a steady fleet
     ...    and disconnects the 300; what a closed connection leaves behind adds up cycle after
-    ...    cycle, while a plateau has a slope near zero.
-    Given A Fleet "steady" Of 5 Rooms With 4 Devices Each Is Connected
+    ...    cycle, while a plateau has a slope near zero. Holds the server memory lock, so no
+    ...    other pabot process loads the server meanwhile.
+    Given The Server's Memory Is Ours Alone
+    And A Fleet "steady" Of 5 Rooms With 4 Devices Each Is Connected
     And Create Idle Fleet    churn    ${CYCLE_CONNECTIONS}
     VAR    @{rss}=    @{EMPTY}
     FOR    ${cycle}    IN RANGE    ${CYCLES}

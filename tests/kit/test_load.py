@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
 
-from ccskit.bench import races
+import ccskit.bench.races as races
 from ccskit.bench.monitor import ServerMonitor, server_db_connections
 from ccskit.bench.server import ReferenceServer
 from ccskit.checker import check
@@ -171,3 +171,50 @@ async def test_server_close_is_recorded_as_unexpected() -> None:
         assert len(run.closes) == 5
         assert {c.code for c in run.closes} == {1012}
         await run.close()
+
+
+async def test_history_from_kit_device_clients(server: ReferenceServer) -> None:
+    """The checker also judges the kit's own DeviceClient (used by functional/fault suites)."""
+    from ccskit.checker import history_from_clients
+    from ccskit.client import DeviceClient
+
+    fleet = await provision(server.api_url, SECRET, make_rooms(prefix(), rooms=1, members=3))
+    room = fleet.rooms[0]
+    clients = [
+        DeviceClient(d.device_id, server.ws_url, d.token, user_id=d.user_id, device_id=d.device_id)
+        for d in room.members
+    ]
+    try:
+        for c in clients:
+            await c.open()
+        for i in range(4):
+            for c in clients[:2]:
+                ack = await c.send_message(room.conversation_id, {"text": f"{c.device_id} {i}"})
+                assert ack["type"] == "ack"
+        for c in clients:
+            await c.wait_for("message", {"seq": 8}, 10.0, since=0)
+        stored = await fetch_stored(server.dsn, [room.conversation_id])
+        result = check(history_from_clients(clients, stored, [room.conversation_id]))
+        assert result.ok, result.describe()
+        assert (result.info["acked"], result.info["deliveries"]) == (8, 24)
+        # A row written behind the clients' backs is stored but was never attempted.
+        conn = await asyncpg.connect(server.dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO messages (conversation_id, sender_user_id, sender_device_id, "
+                "client_msg_id, body) VALUES ($1, $2, $3, 'batch-job-1', '{}'::jsonb)",
+                room.conversation_id,
+                room.members[2].user_id,
+                room.members[2].device_id,
+            )
+        finally:
+            await conn.close()
+        for c in clients:
+            await c.wait_for("message", {"seq": 9}, 10.0, since=0)
+        stored = await fetch_stored(server.dsn, [room.conversation_id])
+        result = check(history_from_clients(clients, stored, [room.conversation_id]))
+        assert result.counts["unexpected"] == 1, result.describe()
+        assert "batch-job-1" in result.examples["unexpected"][0]
+    finally:
+        for c in clients:
+            await c.close()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
-from .support import Api, Client, ServerProcess
+from ccs_server.auth import mint_token
+from ccs_server.logs import JsonFormatter, redact
+
+from .support import SECRET, Api, Client, ServerProcess
 
 
 async def test_health_metrics_and_openapi(server: ServerProcess, api: Api) -> None:
@@ -52,3 +56,20 @@ async def test_logs_are_json_and_never_contain_tokens(server: ServerProcess, api
     assert lines and all(json.loads(line)["level"] for line in lines)
     assert not any(token.split(".")[2] in line for line in lines)
     assert not any(token in line for line in lines)
+
+
+def test_redaction_removes_tokens_from_any_log_text() -> None:
+    """Even if a token reaches a log call (a header dump, a URL), the formatter scrubs it."""
+    token = mint_token(SECRET, "alice", "alice-phone")
+    record = logging.makeLogRecord(
+        {
+            "msg": "upgrade GET /ws?token=%s",
+            "args": (token,),
+            "levelname": "INFO",
+            "header": "Bearer " + token,
+        }
+    )
+    line = JsonFormatter().format(record)
+    assert token not in line and token.split(".")[1] not in line
+    assert "[redacted]" in line
+    assert redact("/ws?token=opaque-value&x=1") == "/ws?token=[redacted]&x=1"

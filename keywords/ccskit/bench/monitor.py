@@ -17,7 +17,52 @@ from urllib.parse import urlsplit
 import asyncpg
 import psutil
 
-from ..load import ProcessSampler, Sample
+
+@dataclass(slots=True)
+class Sample:
+    """One reading of a process."""
+
+    t: float
+    rss_mib: float
+    cpu_percent: float
+
+
+class ProcessSampler:
+    """Samples a process's RSS and CPU every ``interval_s`` in the background (psutil)."""
+
+    def __init__(self, pid: int, interval_s: float = 0.5) -> None:
+        self.proc = psutil.Process(pid)
+        self.interval_s = interval_s
+        self.samples: list[Sample] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def sample(self) -> Sample:
+        """Read now (CPU is averaged since the previous reading)."""
+        with self.proc.oneshot():
+            s = Sample(
+                time.time(), self.proc.memory_info().rss / 2**20, self.proc.cpu_percent(None)
+            )
+        self.samples.append(s)
+        return s
+
+    def start(self) -> None:
+        """Start sampling on the running loop."""
+        self.proc.cpu_percent(None)  # prime: the first call always reads 0
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(psutil.Error):
+                self.sample()
+
+    async def stop(self) -> list[Sample]:
+        """Stop sampling and return every sample."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return self.samples
 
 
 def listening_pid(port: int) -> int | None:

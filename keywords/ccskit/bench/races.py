@@ -27,7 +27,7 @@ def _conn(run: LoadRun, device_id: str) -> LeanConnection:
 async def _extra_connection(run: LoadRun, device_id: str) -> LeanConnection:
     """A second connection of the same device (a reconnect racing the old socket)."""
     base = _conn(run, device_id)
-    extra = LeanConnection(run, base.device)
+    extra = LeanConnection(run, base.device, counted=False)
     await extra.open(run.ws_url, 10.0)
     return extra
 

@@ -358,7 +358,7 @@ def _fault_table(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str:
 
 
 def _after(moment: float | None, start: float) -> str:
-    return "never seen" if moment is None else f"{moment - start:,.2f} s"
+    return "not recorded" if moment is None else f"{moment - start:,.2f} s"
 
 
 def _timeline_section(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str:

@@ -1,0 +1,384 @@
+"""Robot Framework library: live traffic during a fault, and the consistency check after it."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
+
+from ccskit.api import registry
+from ccskit.checker import check
+from ccskit.config import KitConfig, scaled
+from ccskit.loop import shared_loop
+from ccskit.metrics import recorder
+from ccskit.recovery import LiveTraffic, TrafficPlan, conversation_head, stored_rows
+from ccskit.server import node
+from robot.api import logger
+from robot.api.deco import keyword, library
+from robot.libraries.BuiltIn import BuiltIn
+
+
+@library(scope="GLOBAL", auto_keywords=False)
+class CCSRecovery:
+    """Live traffic through the reference client while a fault happens, then the checker.
+
+    A few devices (connected with ``CCSDevices``' `Connect Resilient Device`) send at a modest,
+    steady rate; every message is retried from the client's outbox with the same key until it
+    is acknowledged. Afterwards `Live Traffic Should Be Consistent` reads the database and runs
+    the consistency checker: zero lost, unexpected, duplicated, mismatched, out of order,
+    sender order, gaps and missing per device.
+
+    | `Start Live Traffic` | team-room | alice-laptop | bob-tablet | receivers=${all} |
+    | `Wait For Acknowledged Sends` | 20 |
+    | `Kill PostgreSQL` | # CCSFaults |
+    | `Stop Live Traffic` |
+    | `Live Traffic Should Be Consistent` |
+    """
+
+    def __init__(self) -> None:
+        self._loop = shared_loop()
+        self._traffic: LiveTraffic | None = None
+        self._terminated_listeners: dict[str, set[int]] = {}
+
+    def _clients(self, aliases: list[str]) -> list[Any]:
+        devices: Any = BuiltIn().get_library_instance("CCSDevices")
+        return [devices.client(a) for a in aliases]
+
+    @property
+    def traffic(self) -> LiveTraffic:
+        if self._traffic is None:
+            raise AssertionError("no live traffic was started (use 'Start Live Traffic')")
+        return self._traffic
+
+    # ----- driving ---------------------------------------------------------------------------
+    @keyword
+    def start_live_traffic(
+        self,
+        conversation: str,
+        *senders: str,
+        receivers: list[str] | None = None,
+        rate: float = 30.0,
+        max_messages: int = 1500,
+        max_time: timedelta = timedelta(seconds=90),
+    ) -> None:
+        """Starts ``senders`` sending to ``conversation`` at ``rate`` messages/s in total, at
+        most ``max_messages`` and ``max_time``. ``receivers`` (default: the senders) are the
+        devices whose received frames the checker judges.
+
+        | Start Live Traffic | team-room | alice-laptop | bob-tablet | rate=30 |
+        """
+        if self._traffic is not None and self._traffic._stop and not self._traffic._stop.is_set():
+            raise AssertionError("live traffic is already running; stop it first")
+        conv = registry.conversations.get(conversation, conversation)
+        plan = TrafficPlan(conv, rate, max_messages, scaled(max_time))
+        names = list(receivers or senders)
+        traffic = LiveTraffic(plan, self._clients(list(senders)), self._clients(names))
+        traffic.start_head = conversation_head(KitConfig.from_env().database_url, conv)
+        self._loop.run(traffic.start(), 10)
+        self._traffic = traffic
+        logger.info(f"live traffic to {conv} from {senders} at {rate}/s, receivers {names}")
+
+    @keyword
+    def wait_for_acknowledged_sends(
+        self, count: int, timeout: timedelta = timedelta(seconds=20)
+    ) -> int:
+        """Waits until ``count`` more sends were acknowledged than when this keyword started;
+        returns the total. Used to prove traffic flows before and after a fault.
+
+        | Wait For Acknowledged Sends | 20 |
+        """
+        traffic = self.traffic
+        target = traffic.acked_count() + count
+        deadline = time.monotonic() + scaled(timeout)
+        while traffic.acked_count() < target:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"expected {count} more acknowledged sends within {scaled(timeout):.1f} s, "
+                    f"got {traffic.acked_count() - target + count}; {traffic.summary()}"
+                )
+            time.sleep(0.05)  # the driver runs on another thread; poll its counters
+        return traffic.acked_count()
+
+    @keyword
+    def wait_for_send_errors(
+        self, code: str = "unavailable", count: int = 1, timeout: timedelta = timedelta(seconds=10)
+    ) -> list[dict[str, Any]]:
+        """Waits until senders got ``count`` replies with error ``code``; returns them as
+        ``{device, client_msg_id, t, latency_s}`` (``latency_s``: from the send to the error).
+
+        | Wait For Send Errors | unavailable | timeout=5s |
+        """
+        deadline = time.monotonic() + scaled(timeout)
+        while len(self.traffic.errors_of(code)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"expected {count} send(s) answered with error '{code}' within "
+                    f"{scaled(timeout):.1f} s; replies so far {self.traffic.summary()}"
+                )
+            time.sleep(0.05)  # the driver runs on another thread; poll its counters
+        return [
+            {"device": d, "client_msg_id": m, "t": t, "latency_s": lat}
+            for d, m, t, lat in self.traffic.errors_of(code)
+        ]
+
+    @keyword
+    def stop_live_traffic(self, drain: timedelta = timedelta(seconds=20)) -> dict[str, Any]:
+        """Stops new sends and lets every sender flush its outbox for up to ``drain``;
+        returns ``{attempted, acked_unique, unacked, replies, seconds}`` and records them."""
+        seconds = scaled(drain)
+        summary = self._loop.run(self.traffic.stop(seconds), seconds + 30)
+        logger.info(f"live traffic stopped: {json.dumps(summary)}")
+        recorder.record("traffic attempted", summary["attempted"], "messages")
+        recorder.record("traffic unacked after drain", summary["unacked"], "messages", 0, "<=")
+        return summary
+
+    @keyword
+    def stop_live_traffic_if_running(self) -> None:
+        """Teardown helper: stops traffic without draining, never fails."""
+        if self._traffic is not None and self._traffic._stop and not self._traffic._stop.is_set():
+            try:
+                self._loop.run(self._traffic.stop(0.0), 30)
+            except Exception as exc:  # teardown must go on
+                logger.warn(f"stopping live traffic failed: {exc}")
+
+    # ----- checking --------------------------------------------------------------------------
+    @keyword
+    def every_send_should_be_acknowledged(self) -> None:
+        """Fails if any sender still holds an unacknowledged message in its outbox."""
+        left = self.traffic.unacked_keys()
+        if left:
+            raise AssertionError(
+                f"expected every send to be acknowledged after retries, still in outboxes: "
+                f"{ {k: v[:5] for k, v in left.items()} } ({self.traffic.summary()})"
+            )
+
+    @keyword
+    def live_traffic_should_be_consistent(self, database_url: str | None = None) -> dict[str, Any]:
+        """Reads the conversation's rows and runs the consistency checker over attempts, acks,
+        rows and every receiver's frames; fails unless every anomaly count is zero.
+
+        Returns the checker's ``{ok, counts, examples, info}``; each count is recorded as a
+        metric with threshold 0.
+        """
+        traffic = self.traffic
+        url = database_url or KitConfig.from_env().database_url
+        rows = stored_rows(url, traffic.plan.conversation_id)
+        result = check(traffic.history(rows))
+        logger.info(f"checker: {result.summary()}")
+        for anomaly, value in result.counts.items():
+            recorder.record(f"checker {anomaly}", value, "messages", 0, "<=")
+        if not result.ok:
+            raise AssertionError(f"consistency check failed:\n{result.describe()}")
+        if result.info.get("acked", 0) == 0:
+            raise AssertionError(f"the checker saw no acknowledged message: {result.summary()}")
+        return result.as_dict()
+
+    @keyword
+    def recovery_time_should_be_at_most(
+        self,
+        kind: str,
+        limit: timedelta = timedelta(seconds=5),
+        timeout: timedelta = timedelta(seconds=30),
+    ) -> float:
+        """Seconds from the last ``recovered`` event of fault ``kind`` (CCSFaults timeline) to
+        the first acknowledged send after it; records the figure (metric ``recovery_time_s``)
+        and a ``first_ack`` timeline event, and fails above ``limit``.
+
+        | Restart PostgreSQL |
+        | Recovery Time Should Be At Most | db_kill | 5 s |
+        """
+        faults: Any = BuiltIn().get_library_instance("CCSFaults")
+        events = [e for e in faults.get_fault_timeline(kind) if e["event"] == "recovered"]
+        if not events:
+            raise AssertionError(f"no 'recovered' event of fault '{kind}' on the timeline")
+        back = events[-1]["t"]
+        deadline = time.monotonic() + scaled(timeout)
+        first = self.traffic.first_ack_after(back)
+        while first is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the driver runs on another thread; poll its acks
+            first = self.traffic.first_ack_after(back)
+        if first is None:
+            raise AssertionError(
+                f"no send was acknowledged within {scaled(timeout):.0f} s after '{kind}' "
+                f"recovered; {self.traffic.summary()}"
+            )
+        seconds = round(first - back, 3)
+        faults.record_fault_event(kind, "first_ack", f"{seconds:.3f} s after recovery")
+        limit_s = limit.total_seconds()
+        recorder.record("recovery_time_s", seconds, "s", limit_s, "<=")
+        logger.info(f"'{kind}': first acknowledged send {seconds:.3f} s after recovery")
+        if seconds > limit_s:
+            raise AssertionError(
+                f"expected the first acknowledged send within {limit_s:.1f} s after '{kind}' "
+                f"recovered, it took {seconds:.3f} s"
+            )
+        return seconds
+
+    @keyword
+    def refused_sends_should_be_stored_once(
+        self, code: str = "unavailable", database_url: str | None = None
+    ) -> int:
+        """Every message first answered with error ``code`` was retried from the outbox and is
+        now stored exactly once under its original key; returns how many were checked.
+        Fails when no send was refused, since the check would then prove nothing.
+        """
+        refused = {(d, m) for d, m, _, _ in self.traffic.errors_of(code)}
+        if not refused:
+            raise AssertionError(f"no send was answered with '{code}': the fault missed them")
+        devices = {c.alias: c.device_id for c in self.traffic.senders}
+        url = database_url or KitConfig.from_env().database_url
+        sql = "SELECT count(*) FROM messages WHERE sender_device_id = %s AND client_msg_id = %s"
+        wrong = []
+        with psycopg2.connect(url, connect_timeout=5) as conn, conn.cursor() as cur:
+            for alias, cmid in sorted(refused):
+                cur.execute(sql, (devices[alias], cmid))
+                (count,) = cur.fetchone() or (0,)
+                if count != 1:
+                    wrong.append(f"{alias}/{cmid} stored {count} times")
+        conn.close()
+        if wrong:
+            raise AssertionError(f"refused sends not stored exactly once after retry: {wrong}")
+        logger.info(f"{len(refused)} sends refused with '{code}' were retried and stored once")
+        recorder.record(f"sends refused with {code} then stored", len(refused), "messages")
+        return len(refused)
+
+    @keyword
+    def cross_node_delivery_should_be_within(
+        self,
+        conversation: str,
+        client_msg_ids: list[str],
+        devices: list[str],
+        limit_ms: float = 1000.0,
+        timeout: timedelta = timedelta(seconds=5),
+    ) -> dict[str, float]:
+        """Waits for every message at every device, records each latency (sample
+        ``cross_node_latency_ms``) and the p50/p99/max, and fails if any exceeds ``limit_ms``.
+
+        | Cross Node Delivery Should Be Within | team-room | ${SENT_IDS} | ${devices} | 1000 |
+        """
+        lib: Any = BuiltIn().get_library_instance("CCSDevices")
+        values = sorted(
+            lib.delivery_latency(d, conversation, m, timeout, metric="cross_node_latency_ms")
+            for d in devices
+            for m in client_msg_ids
+        )
+        if not values:
+            raise AssertionError("no latency was measured")
+
+        def rank(p: float) -> float:
+            return values[min(len(values) - 1, max(0, math.ceil(p * len(values)) - 1))]
+
+        summary = {"count": len(values), "p50_ms": rank(0.5), "p99_ms": rank(0.99)}
+        summary["max_ms"] = values[-1]
+        recorder.record("cross_node_latency_p50_ms", summary["p50_ms"], "ms")
+        recorder.record("cross_node_latency_p99_ms", summary["p99_ms"], "ms", limit_ms, "<=")
+        logger.info(f"cross-node delivery latency: {summary}")
+        if summary["max_ms"] > limit_ms:
+            raise AssertionError(
+                f"expected every cross-node delivery within {limit_ms:.0f} ms, worst was "
+                f"{summary['max_ms']:.1f} ms ({summary})"
+            )
+        return summary
+
+    @keyword
+    def node_health_should_report(
+        self, name: str, field: str, value: str, timeout: timedelta = timedelta(seconds=10)
+    ) -> dict[str, Any]:
+        """Waits until ``GET /health`` of node ``name`` has ``field`` equal to ``value``.
+
+        | Node Health Should Report | node-1 | redis | ok |
+        """
+        url = f"{node(name).base_url}/health"
+        deadline = time.monotonic() + scaled(timeout)
+        last: Any = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                last = requests.get(url, timeout=2).json()
+                if str(last.get(field)) == value:
+                    return dict(last)
+            except (requests.RequestException, ValueError) as exc:
+                last = type(exc).__name__
+            time.sleep(0.1)  # polling another process's endpoint: there is no event to wait on
+        raise AssertionError(
+            f"expected {url} to report {field}={value!r} within {scaled(timeout):.0f} s, "
+            f"last answer: {last}"
+        )
+
+    @keyword
+    def heal_private_services(self) -> list[str]:
+        """Teardown helper: resumes, restarts and restores whatever a fault test left broken
+        (private PostgreSQL/Redis down or paused, proxies faulted); returns what it healed."""
+        faults: Any = BuiltIn().get_library_instance("CCSFaults")
+        kit, healed = faults._kit, []
+        for alias, pg in list(kit.postgres.items()):
+            if not pg.running:
+                faults.restart_postgresql(alias)
+                healed.append(f"restarted PostgreSQL {alias}")
+        for alias, rd in list(kit.redis.items()):
+            if not rd.running:
+                faults.restart_redis(alias)
+                healed.append(f"restarted Redis {alias}")
+        for pid in sorted(kit.paused_pids):
+            faults.resume_process(pid)
+            healed.append(f"resumed pid {pid}")
+        for alias, proxy in list(kit.proxies.items()):
+            if proxy.snapshot().get("mode") not in ("pass", "closed"):
+                faults.restore_proxy(alias)
+                healed.append(f"restored proxy {alias}")
+        if healed:
+            logger.info(f"healed: {healed}")
+        return healed
+
+    @keyword
+    def terminate_listener_of_node(self, name: str, server: str = "pg") -> list[int]:
+        """``pg_terminate_backend`` of node ``name``'s LISTEN connection, found by its
+        ``application_name`` (``ccs-listener <node>``); returns the terminated PIDs.
+
+        The reference listener probes its connection with ``SELECT 1``, so its last statement
+        is not always ``LISTEN``: the application name is the reliable mark. Recorded on the
+        timeline as ``db_listener_terminated``.
+        """
+        faults: Any = BuiltIn().get_library_instance("CCSFaults")
+        kit = faults._kit
+        pids = kit.terminate_backends(server, 1, application_name=f"ccs-listener {name}")
+        kit.timeline.record("db_listener_terminated", "injected", f"{name} pids {pids}")
+        self._terminated_listeners[name] = set(pids)
+        return pids
+
+    @keyword
+    def node_should_listen_again(
+        self, name: str, server: str = "pg", timeout: timedelta = timedelta(seconds=10)
+    ) -> int:
+        """Waits until node ``name`` holds a new LISTEN connection (a PID other than the one
+        terminated) and its ``/health`` says ``listener: listening``; returns the new PID and
+        records ``recovered`` for ``db_listener_terminated``."""
+        from ccskit.faults.backends import find_backends
+
+        faults: Any = BuiltIn().get_library_instance("CCSFaults")
+        dsn = faults._kit.admin_dsn(server)
+        old = self._terminated_listeners.get(name, set())
+        deadline = time.monotonic() + scaled(timeout)
+        fresh: list[int] = []
+        while time.monotonic() < deadline:
+            found = find_backends(dsn, application_name=f"ccs-listener {name}")
+            fresh = [b.pid for b in found if b.pid not in old]
+            if fresh:
+                break
+            time.sleep(0.05)  # polling pg_stat_activity: there is no event to wait on
+        if not fresh:
+            raise AssertionError(
+                f"node '{name}' did not open a new LISTEN connection within "
+                f"{scaled(timeout):.0f} s (terminated: {sorted(old)})"
+            )
+        self.node_health_should_report(name, "listener", "listening", timeout)
+        faults.record_fault_event("db_listener_terminated", "recovered", f"{name} pid {fresh[0]}")
+        return fresh[0]

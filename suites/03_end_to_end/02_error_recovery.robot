@@ -1,0 +1,140 @@
+*** Settings ***
+Documentation       Seed test 3.2 - Error recovery and resilience under real faults.
+...
+...                 Every test runs under live traffic (three devices on two nodes sending
+...                 ${TRAFFIC_RATE} messages/s through the reference client), injects a real fault
+...                 (a process killed, a connection terminated or cut, a link stalled) and ends with
+...                 the consistency checker at zero: nothing acknowledged lost, nothing doubled,
+...                 every device's stream in order and complete. Sends refused during an outage
+...                 stay in the client's outbox and are retried with the same key (P12, P13).
+...
+...                 Tagged ``fault``: excluded from the default run, run by ``make faults``; the
+...                 fast ones also carry ``fast-fault`` and run in ``make test``. Each test holds the
+...                 PabotLib lock ``${FAULT_LOCK}``, so fault tests never overlap under pabot.
+
+Resource            ../../resources/recovery.resource
+
+Test Setup          A Fault Test Starts Alone
+Test Teardown       Every Fault Is Healed
+Test Tags           seed-3.2    fault
+
+
+*** Test Cases ***
+Acknowledged Messages Survive A Database Kill -9 And Restart
+    [Documentation]    kill -9 of PostgreSQL under traffic: sends get ``unavailable``, are retried
+    ...    from the outbox, recovery (database back -> first ack) within ${RECOVERY_LIMIT} (P1, P12).
+    [Tags]    fast-fault
+    Given Live Traffic Flows Between Devices On Both Nodes
+    When Kill PostgreSQL
+    Then Sends During The Outage Should Be Refused As Unavailable
+    When Restart PostgreSQL
+    Then Recovery Time Should Be At Most    db_kill    ${RECOVERY_LIMIT}
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+    And Refused Sends Should Be Stored Once    unavailable
+
+Sends Made While The Database Is Down Are Retried From The Outbox After Recovery
+    [Documentation]    A longer, clean outage (fast shutdown): every send meanwhile is refused
+    ...    within 5 s as ``unavailable``, never acknowledged, and stored exactly once after (P12).
+    Given Live Traffic Flows Between Devices On Both Nodes
+    When Stop PostgreSQL    mode=fast
+    Then Sends During The Outage Should Be Refused As Unavailable    count=6
+    When Restart PostgreSQL
+    Then Recovery Time Should Be At Most    db_stop    ${RECOVERY_LIMIT}
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+    And Refused Sends Should Be Stored Once    unavailable
+
+The Server Recovers When Its Pooled Database Connections Are Terminated
+    [Documentation]    ``pg_terminate_backend`` of every pooled connection of both nodes (P12).
+    Given Live Traffic Flows Between Devices On Both Nodes
+    When Terminate Database Backends    application_name=ccs-pool node-1
+    And Terminate Database Backends    application_name=ccs-pool node-2
+    Then Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+
+Delivery Continues When The Listener Connection Is Terminated
+    [Documentation]    ``pg_terminate_backend`` of both nodes' LISTEN connections: each node
+    ...    listens again without a restart and repairs what it missed from the table (P4, P12).
+    [Tags]    fast-fault
+    Given Live Traffic Flows Between Devices On Both Nodes
+    When Terminate Listener Of Node    node-1
+    And Terminate Listener Of Node    node-2
+    Then Node Should Listen Again    node-1
+    And Node Should Listen Again    node-2
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+
+The Server Recovers When Its Database Link Stalls And Heals
+    [Documentation]    node 1's link to PostgreSQL blackholed (TCP proxy stall): its senders get
+    ...    ``unavailable`` instead of hanging; after the link heals node 1 serves again (P12).
+    Given Live Traffic Flows Between Devices On Both Nodes
+    When Stall Proxy    db-link-1
+    Then Sends During The Outage Should Be Refused As Unavailable
+    When Restore Proxy    db-link-1
+    Then Recovery Time Should Be At Most    proxy_stall    ${RECOVERY_LIMIT}
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+
+Dropped WebSocket Connections Resume With Everything Recovered
+    [Documentation]    Every client connection to node 1 reset by the network (TCP proxy cut):
+    ...    the clients reconnect by themselves, resume with recovered: true, flush their
+    ...    outboxes, and nothing is missed or doubled (P8, P9, P13).
+    [Tags]    fast-fault
+    Given Live Traffic Flows With Alice Behind The Client Link
+    When Cut Proxy    ws-link
+    And Restore Proxy    ws-link
+    Then "alice-laptop" Should Have Reconnected To "node-1" After Close "1006" With Everything Recovered
+    And "alice-phone" Should Have Reconnected To "node-1" After Close "1006" With Everything Recovered
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+
+The Clients Of A Killed Node Continue On Another Node
+    [Documentation]    kill -9 of node 1: its clients fail over to node 2, resume there and
+    ...    re-send what node 1 never acknowledged (P1, P13).
+    Given Live Traffic Flows Between Devices On Both Nodes
+    When Node "node-1" Is Killed
+    Then "alice-laptop" Should Have Reconnected To "node-2" After Close "1006" With Everything Recovered
+    And "alice-phone" Should Have Reconnected To "node-2" After Close "1006" With Everything Recovered
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+
+The Clients Of A Node Shut Down Gracefully Are Told 1012 And Continue Elsewhere
+    [Documentation]    SIGTERM of node 1: in-flight sends are acknowledged, sockets close with
+    ...    1012 service restart, the clients continue on node 2 (P17).
+    Given Live Traffic Flows Between Devices On Both Nodes
+    When Stop Reference Node    node-1
+    Then "alice-laptop" Should Have Reconnected To "node-2" After Close "1012" With Everything Recovered
+    And "alice-phone" Should Have Reconnected To "node-2" After Close "1012" With Everything Recovered
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+
+Messages Keep Flowing When Redis Is Killed And The Nodes Use It Again
+    [Documentation]    kill -9 of Redis (presence leases, cross-node events): PostgreSQL stays the
+    ...    source of truth so nothing is lost; after its restart both nodes report it ``ok`` (P12).
+    Given Live Traffic Flows Between Devices On Both Nodes
+    When Kill Redis
+    Then Traffic Keeps Flowing
+    When Restart Redis
+    Then Node Health Should Report    node-1    redis    ok
+    And Node Health Should Report    node-2    redis    ok
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+
+
+*** Keywords ***
+Sends During The Outage Should Be Refused As Unavailable
+    [Documentation]    At least ``count`` sends answered with the retryable ``unavailable``, each
+    ...    within 5 s of being sent (P12), none of them acknowledged meanwhile.
+    [Arguments]    ${count}=1
+    ${errors}    Wait For Send Errors    unavailable    count=${count}    timeout=15s
+    FOR    ${error}    IN    @{errors}
+        Should Be True    ${error}[latency_s] <= 5
+        ...    expected "unavailable" within 5 s of the send, got it after ${error}[latency_s] s: ${error}
+    END
+
+Node "${name}" Is Killed
+    [Documentation]    kill -9 of the node's process (recorded on the fault timeline).
+    ${pid}    Reference Node PID    ${name}
+    Kill Process    ${pid}
+    Wait For Process Exit    ${pid}
