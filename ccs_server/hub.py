@@ -36,6 +36,9 @@ class Hub:
         self.rows: OrderedDict[tuple[str, int], Row] = OrderedDict()
         self.changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.prev_heads: dict[str, int] = {}
+        # newest edit_seq this node has handled / the sweep saw last time, per conversation
+        self.seen_edits: dict[str, int] = {}
+        self.prev_edits: dict[str, int] = {}
         self.offline_timers: dict[str, asyncio.Task[None]] = {}
         self.tasks: list[asyncio.Task[None]] = []
         bus.subscribe(self.on_event)
@@ -60,13 +63,18 @@ class Hub:
         """Sessions on this node."""
         return sum(len(s) for s in self.by_user.values())
 
-    def register(self, sess: Session, convs: list[str]) -> None:
-        """Make ``sess`` receive live traffic of ``convs`` (cursors start busy until replay)."""
+    def register(self, sess: Session, convs: dict[str, int]) -> None:
+        """Make ``sess`` receive live traffic of ``convs`` (cursors start busy until replay).
+
+        ``convs`` maps each conversation to its ``edit_seq`` as read at hello: edits after it
+        whose notification is lost are found by the repair sweep.
+        """
         self.by_user.setdefault(sess.user_id, set()).add(sess)
         self.by_device.setdefault(sess.device_id, set()).add(sess)
-        for conv in convs:
+        for conv, edits in convs.items():
             sess.convs[conv] = Cursor(0, busy=True)
             self.by_conv.setdefault(conv, set()).add(sess)
+            self.seen_edits.setdefault(conv, edits)
         self.metrics.connections.set(sum(len(s) for s in self.by_user.values()))
 
     def unregister(self, sess: Session) -> bool:
@@ -119,6 +127,9 @@ class Hub:
             kind = ch.get("k")
             if kind == "m":
                 self._deliver(ch, rows.get((ch["c"], ch["s"])))
+                edit = ch.get("e")
+                if edit is not None and ch["c"] in self.seen_edits:
+                    self.seen_edits[ch["c"]] = max(self.seen_edits[ch["c"]], edit)
             elif kind in ("ma", "mr"):
                 self._membership(ch)
         self.metrics.notifications.inc(len(batch))
@@ -170,7 +181,7 @@ class Hub:
                 log.warning("repair sweep failed", exc_info=True)
 
     async def repair(self, force: bool) -> int:
-        """Push what lost notifications missed; return how many seqs were repaired.
+        """Push what lost notifications missed; return how many messages were repaired.
 
         A head must be seen by two sweeps in a row before it counts as missed (a notification
         may simply be in flight); ``force`` (after the listener reconnected) skips that wait.
@@ -178,26 +189,49 @@ class Hub:
         convs = list(self.by_conv)
         if not convs:
             return 0
-        heads = await self.store.heads(convs)
+        marks = await self.store.marks(convs)
         repaired = 0
-        for conv, head in heads.items():
-            prev = self.prev_heads.get(conv)
-            self.prev_heads[conv] = head
-            target = head if force else min(head, prev if prev is not None else 0)
-            lag = 0
-            for sess in list(self.by_conv.get(conv, ())):
-                cur = sess.convs.get(conv)
-                if cur is None or cur.busy or cur.pos >= target:
-                    continue
-                lag = max(lag, target - cur.pos)
-                sess.catch_up(conv, target)
-            repaired += lag
-        for conv in set(self.prev_heads) - set(heads):
-            del self.prev_heads[conv]
+        for conv, (head, edits) in marks.items():
+            repaired += self._repair_inserts(conv, head, force)
+            repaired += await self._repair_edits(conv, edits, force)
+        for index in (self.prev_heads, self.prev_edits, self.seen_edits):
+            for conv in set(index) - set(marks):
+                del index[conv]
         if repaired:
             self.metrics.gaps_repaired.inc(repaired)
-            log.warning("repaired missed notifications", extra={"seqs": repaired})
+            log.warning("repaired missed notifications", extra={"count": repaired})
         return repaired
+
+    def _repair_inserts(self, conv: str, head: int, force: bool) -> int:
+        prev = self.prev_heads.get(conv)
+        self.prev_heads[conv] = head
+        target = head if force else min(head, prev if prev is not None else 0)
+        lag = 0
+        for sess in list(self.by_conv.get(conv, ())):
+            cur = sess.convs.get(conv)
+            if cur is None or cur.busy or cur.pos >= target:
+                continue
+            lag = max(lag, target - cur.pos)
+            sess.catch_up(conv, target)
+        return lag
+
+    async def _repair_edits(self, conv: str, edits: int, force: bool) -> int:
+        seen = self.seen_edits.get(conv)
+        prev = self.prev_edits.get(conv)
+        self.prev_edits[conv] = edits
+        if seen is None:
+            self.seen_edits[conv] = edits  # first look at this conversation: nothing to repair
+            return 0
+        target = edits if force else min(edits, prev if prev is not None else seen)
+        if target <= seen:
+            return 0
+        rows = await self.store.fetch_edited(conv, seen, target)
+        self.seen_edits[conv] = max(self.seen_edits.get(conv, 0), target)
+        for row in rows:
+            frame = message_frame(row, "message_updated")
+            for sess in list(self.by_conv.get(conv, ())):
+                sess.offer_update(conv, row["seq"], frame)
+        return len(rows)
 
     # ---- bus events (receipts, presence) ---------------------------------------------------------
     async def on_event(self, event: dict[str, Any]) -> None:

@@ -229,14 +229,14 @@ class PgStore:
     async def session_state(self, user: str, device: str) -> list[ConvState]:
         """Every conversation of ``user`` with its head and the device's delivered cursor."""
         recs = await self._fetch(
-            "SELECT c.id, c.head_seq, COALESCE(d.delivered_upto, 0) AS delivered"
+            "SELECT c.id, c.head_seq, c.edit_seq, COALESCE(d.delivered_upto, 0) AS delivered"
             " FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id"
             " LEFT JOIN device_cursors d ON d.device_id = $2 AND d.conversation_id = c.id"
             " WHERE m.user_id = $1",
             user,
             device,
         )
-        return [ConvState(r["id"], r["head_seq"], r["delivered"]) for r in recs]
+        return [ConvState(r["id"], r["head_seq"], r["delivered"], r["edit_seq"]) for r in recs]
 
     async def heads(self, convs: Sequence[str]) -> dict[str, int]:
         """Current ``head_seq`` of each conversation."""
@@ -244,6 +244,25 @@ class PgStore:
             "SELECT id, head_seq FROM conversations WHERE id = ANY($1::text[])", list(convs)
         )
         return {r["id"]: r["head_seq"] for r in recs}
+
+    async def marks(self, convs: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """``(head_seq, edit_seq)`` of each conversation: what the repair sweep compares."""
+        recs = await self._fetch(
+            "SELECT id, head_seq, edit_seq FROM conversations WHERE id = ANY($1::text[])",
+            list(convs),
+        )
+        return {r["id"]: (r["head_seq"], r["edit_seq"]) for r in recs}
+
+    async def fetch_edited(self, conv: str, after: int, upto: int) -> list[Row]:
+        """Messages whose latest edit has ``after < edit_seq <= upto``, in edit order."""
+        recs = await self._fetch(
+            "SELECT " + MSG_COLS + " FROM messages WHERE conversation_id = $1 AND edit_seq > $2"
+            " AND edit_seq <= $3 ORDER BY edit_seq LIMIT 1000",
+            conv,
+            after,
+            upto,
+        )
+        return [dict(r) for r in recs]
 
     async def is_member(self, conv: str, user: str) -> int | None:
         """The conversation head if ``user`` is a member, else None (unknown or not a member)."""

@@ -271,7 +271,7 @@ class Connection:
         node, s, hub = self.node, self.node.settings, self.node.hub
         states = await node.store.session_state(ident.user_id, device)
         sess = Session(hub, self.ws, uuid.uuid4().hex, ident.user_id, device, s.send_queue_max)
-        hub.register(sess, [st.conversation_id for st in states])
+        hub.register(sess, {st.conversation_id: st.edit_seq for st in states})
         # read heads again after registering: anything committed later is notified to us
         heads = await node.store.heads([st.conversation_id for st in states]) if states else {}
         convs: dict[str, dict[str, Any]] = {}

@@ -251,6 +251,11 @@ class CCSDevices:
         return record
 
     @keyword
+    def disable_reconnect(self, alias: str) -> None:
+        """From now on ``alias`` stays closed when its connection is lost (a dead phone)."""
+        self._device(alias).policy = None
+
+    @keyword
     def device_reconnects(self, alias: str) -> list[dict[str, Any]]:
         """Every automatic reconnect of ``alias`` so far (see `Wait For Reconnect`)."""
         return [r.as_dict() for r in self._device(alias).reconnects]

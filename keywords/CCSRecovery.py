@@ -188,10 +188,15 @@ class CCSRecovery:
         kind: str,
         limit: timedelta = timedelta(seconds=5),
         timeout: timedelta = timedelta(seconds=30),
+        devices: list[str] | None = None,
     ) -> float:
         """Seconds from the last ``recovered`` event of fault ``kind`` (CCSFaults timeline) to
         the first acknowledged send after it; records the figure (metric ``recovery_time_s``)
         and a ``first_ack`` timeline event, and fails above ``limit``.
+
+        ``devices`` limits the count to the senders the fault cut off (say, the clients of the
+        node whose database link stalled), so traffic that never stopped does not hide a slow
+        recovery.
 
         | Restart PostgreSQL |
         | Recovery Time Should Be At Most | db_kill | 5 s |
@@ -202,10 +207,10 @@ class CCSRecovery:
             raise AssertionError(f"no 'recovered' event of fault '{kind}' on the timeline")
         back = events[-1]["t"]
         deadline = time.monotonic() + scaled(timeout)
-        first = self.traffic.first_ack_after(back)
+        first = self.traffic.first_ack_after(back, devices)
         while first is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the driver runs on another thread; poll its acks
-            first = self.traffic.first_ack_after(back)
+            first = self.traffic.first_ack_after(back, devices)
         if first is None:
             raise AssertionError(
                 f"no send was acknowledged within {scaled(timeout):.0f} s after '{kind}' "

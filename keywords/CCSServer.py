@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import signal
 import sys
 from datetime import timedelta
@@ -34,6 +36,8 @@ class CCSServer:
 
     def __init__(self) -> None:
         self._process: ServerProcess | None = None
+        # An interrupted run must not leave server nodes behind.
+        atexit.register(_kill_nodes)
 
     @keyword
     def start_or_attach_server(self, timeout: timedelta = THIRTY_S) -> str:
@@ -190,3 +194,10 @@ class CCSServer:
     def attach_to_server(self, base_url: str) -> None:
         """Makes ``base_url`` the server under test again (after a multi-node suite)."""
         target.base_url, target.pid = base_url, None
+
+
+def _kill_nodes() -> None:
+    """Last resort at interpreter exit: stop every node still running."""
+    for process in list(nodes_mod.nodes.values()):
+        with contextlib.suppress(Exception):
+            process.stop(timeout=3)

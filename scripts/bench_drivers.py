@@ -21,7 +21,7 @@ import asyncpg
 try:
     import psycopg
 except ImportError:  # psycopg is only needed for this benchmark
-    psycopg = None
+    psycopg = None  # type: ignore[assignment]
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "ccs_bench_drivers"

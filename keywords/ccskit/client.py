@@ -160,6 +160,8 @@ class DeviceClient:
         #: ``(client_msg_id, conversation_id, body)`` of every new send, in first-send order.
         self.attempt_log: list[tuple[str, str, Any]] = []
         self.send_log: list[SendRecord] = []
+        #: The ``resume`` map of every hello this client sent (empty when none was named).
+        self.hello_resumes: list[dict[str, int]] = []
         self._closing = False
         self._reconnecting = False
         self._reconnector: asyncio.Task[None] | None = None
@@ -213,6 +215,7 @@ class DeviceClient:
         resume_map = dict(self.last_seq) if resume is True else dict(resume or {})
         if resume_map:
             hello["resume"] = resume_map
+        self.hello_resumes.append(resume_map)
         reply = await self.request(hello, timeout_s)
         if reply.get("type") != "welcome":
             raise ClientError(

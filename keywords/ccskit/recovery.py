@@ -146,9 +146,14 @@ class LiveTraffic:
             if r.kind == code and r.conversation_id == self.plan.conversation_id
         ]
 
-    def first_ack_after(self, wall: float) -> float | None:
-        """Epoch time of the first acknowledgement received at or after ``wall``."""
-        times = [r.wall for _, r in self._acks() if r.wall >= wall]
+    def first_ack_after(self, wall: float, devices: list[str] | None = None) -> float | None:
+        """Epoch time of the first acknowledgement received at or after ``wall`` (by one of
+        ``devices`` if given: the ones the fault cut off)."""
+        times = [
+            r.wall
+            for c, r in self._acks()
+            if r.wall >= wall and (devices is None or c.alias in devices)
+        ]
         return min(times) if times else None
 
     def _acks(self) -> Any:

@@ -1,22 +1,28 @@
 *** Settings ***
-Documentation       Seed test 3.2 - Error recovery and resilience under real faults.
+Documentation    Seed test 3.2 - Error recovery and resilience under real faults.
 ...
-...                 Every test runs under live traffic (three devices on two nodes sending
-...                 ${TRAFFIC_RATE} messages/s through the reference client), injects a real fault
-...                 (a process killed, a connection terminated or cut, a link stalled) and ends with
-...                 the consistency checker at zero: nothing acknowledged lost, nothing doubled,
-...                 every device's stream in order and complete. Sends refused during an outage
-...                 stay in the client's outbox and are retried with the same key (P12, P13).
+...              Every test runs under live traffic (three devices on two nodes sending
+...              ${TRAFFIC_RATE} messages/s through the reference client), injects a real fault
+...              (a process killed, a connection terminated or cut, a link stalled) and ends with
+...              the consistency checker at zero: nothing acknowledged lost, nothing doubled,
+...              every device's stream in order and complete. Sends refused during an outage
+...              stay in the client's outbox and are retried with the same key (P12, P13).
 ...
-...                 Tagged ``fault``: excluded from the default run, run by ``make faults``; the
-...                 fast ones also carry ``fast-fault`` and run in ``make test``. Each test holds the
-...                 PabotLib lock ``${FAULT_LOCK}``, so fault tests never overlap under pabot.
+...              Tagged ``fault``: excluded from the default run, run by ``make faults``; the
+...              fast ones also carry ``fast-fault`` and run in ``make test``. Each test holds the
+...              PabotLib lock ``${FAULT_LOCK}``, so fault tests never overlap under pabot.
 
-Resource            ../../resources/recovery.resource
+Resource         ../../resources/recovery.resource
 
-Test Setup          A Fault Test Starts Alone
-Test Teardown       Every Fault Is Healed
-Test Tags           seed-3.2    fault
+Test Setup       A Fault Test Starts Alone
+Test Teardown    Every Fault Is Healed
+
+Test Tags        seed-3.2    fault
+
+
+*** Variables ***
+# The senders on node 1 in "Live Traffic Flows Between Devices On Both Nodes".
+@{NODE_1_SENDERS}    alice-laptop    alice-phone
 
 
 *** Test Cases ***
@@ -70,9 +76,10 @@ The Server Recovers When Its Database Link Stalls And Heals
     ...    ``unavailable`` instead of hanging; after the link heals node 1 serves again (P12).
     Given Live Traffic Flows Between Devices On Both Nodes
     When Stall Proxy    db-link-1
-    Then Sends During The Outage Should Be Refused As Unavailable
+    Then Sends During The Outage Should Be Refused As Unavailable    count=2
     When Restore Proxy    db-link-1
     Then Recovery Time Should Be At Most    proxy_stall    ${RECOVERY_LIMIT}
+    ...    devices=${NODE_1_SENDERS}
     And Traffic Keeps Flowing
     And No Message Was Lost, Doubled Or Reordered
 
@@ -109,6 +116,18 @@ The Clients Of A Node Shut Down Gracefully Are Told 1012 And Continue Elsewhere
     And Traffic Keeps Flowing
     And No Message Was Lost, Doubled Or Reordered
 
+The Devices Of A Killed Node Go Offline Within The Node Lease
+    [Documentation]    kill -9 of node 1 with a device that does not reconnect: the surviving
+    ...    node learns within the lease that it is offline, tells those who share a
+    ...    conversation with it, and stores it (P10).
+    Given Live Traffic Flows Between Devices On Both Nodes
+    And "alice-tablet" Is Connected To "node-1" Without Reconnecting
+    When Node "node-1" Is Killed
+    Then "bob-tablet" Should Be Told "alice-tablet" Went Offline Within ${NODE_LEASE_TIMEOUT}
+    And "alice-tablet" Should Be "offline" In The Database
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+
 Messages Keep Flowing When Redis Is Killed And The Nodes Use It Again
     [Documentation]    kill -9 of Redis (presence leases, cross-node events): PostgreSQL stays the
     ...    source of truth so nothing is lost; after its restart both nodes report it ``ok`` (P12).
@@ -125,13 +144,25 @@ Messages Keep Flowing When Redis Is Killed And The Nodes Use It Again
 *** Keywords ***
 Sends During The Outage Should Be Refused As Unavailable
     [Documentation]    At least ``count`` sends answered with the retryable ``unavailable``, each
-    ...    within 5 s of being sent (P12), none of them acknowledged meanwhile.
+    ...    within 5 s of being sent (P12).
     [Arguments]    ${count}=1
     ${errors}    Wait For Send Errors    unavailable    count=${count}    timeout=15s
     FOR    ${error}    IN    @{errors}
         Should Be True    ${error}[latency_s] <= 5
         ...    expected "unavailable" within 5 s of the send, got it after ${error}[latency_s] s: ${error}
     END
+
+"${device}" Is Connected To "${node}" Without Reconnecting
+    [Documentation]    A plain connection (no automatic reconnect) to that node.
+    ${url}    Reference Node Websocket Url    ${node}
+    Connect Resilient Device    ${device}    ${url}
+    Disable Reconnect    ${device}
+
+"${watcher}" Should Be Told "${device}" Went Offline Within ${timeout}
+    [Documentation]    A ``presence`` frame saying the device is offline reaches the watcher.
+    ${ids}    Device Ids Of Fixture    ${device}
+    Wait For Frame    ${watcher}    presence    timeout=${timeout}
+    ...    device_id=${ids}[device_id]    status=offline
 
 Node "${name}" Is Killed
     [Documentation]    kill -9 of the node's process (recorded on the fault timeline).

@@ -218,3 +218,33 @@ async def test_history_from_kit_device_clients(server: ReferenceServer) -> None:
     finally:
         for c in clients:
             await c.close()
+
+
+async def test_raw_limits_measure_something_real() -> None:
+    """The benchmark's yardsticks: an echo round trip and single-row commits (with and without
+    a NOTIFY trigger) on a database made and dropped for the purpose."""
+    from ccskit.bench.raw import raw_commit, ws_echo_rtt
+
+    rtt = await ws_echo_rtt(round_trips=50, warmup=5)
+    assert rtt["samples"] == 50
+    assert 0 < rtt["p50"] <= rtt["p99"] < 1000
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    for notify in (False, True):
+        commit = await raw_commit(
+            admin,
+            admin.rsplit("/", 1)[0] + "/ccskit_test_raw",
+            "ccskit_test_raw",
+            connections=2,
+            seconds=0.3,
+            notify=notify,
+        )
+        assert commit["commits"] > 10
+        assert commit["per_s"] > 30
+        assert commit["notify"] is notify
+    conn = await asyncpg.connect(admin)
+    try:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM pg_database WHERE datname = 'ccskit_test_raw'"
+        )
+    finally:
+        await conn.close()

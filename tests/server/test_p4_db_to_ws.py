@@ -153,3 +153,27 @@ async def test_listener_killed_then_reconnects_and_repairs(
     assert health["listener"] in ("listening", "reconnecting")
     assert await _metric(api, "ccs_listener_reconnects_total") == reconnects + 1
     await client.close()
+
+
+async def test_lost_edit_notification_is_repaired(
+    server: ServerProcess, api: Api, db: asyncpg.Connection
+) -> None:
+    """An edit committed without NOTIFY still reaches the device as message_updated."""
+    user, (d1,) = await api.user("editsweep")
+    conv = await api.conversation(user)
+    client = await Client.open(server, user, d1)
+    await client.send_msg(conv, "v1")
+    await client.wait_messages(conv, 1)
+    before = await _metric(api, "ccs_gaps_repaired_total")
+    async with db.transaction():
+        await db.execute("ALTER TABLE messages DISABLE TRIGGER messages_notify")
+        await db.execute(
+            "UPDATE messages SET body = '\"v2\"', version = 2, edited_at = now()"
+            " WHERE conversation_id = $1 AND seq = 1",
+            conv,
+        )
+        await db.execute("ALTER TABLE messages ENABLE TRIGGER messages_notify")
+    upd = await client.wait_for(lambda f: f.get("type") == "message_updated")
+    assert (upd["seq"], upd["version"], upd["body"]) == (1, 2, "v2")
+    assert await _metric(api, "ccs_gaps_repaired_total") >= before + 1
+    await client.close()

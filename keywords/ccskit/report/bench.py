@@ -56,16 +56,33 @@ def _cell(value: Any) -> str:
     return escape(str(value))
 
 
+SUMMARY_KEYS = ("avg", "p99")  # what a reader compares; the full summary stays in bench.json
+
+
+def _flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Nested latency summaries become 'delivery ms avg' / '… p99' columns; empties disappear."""
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flat.update({f"{key} {k}": value[k] for k in SUMMARY_KEYS if k in value})
+        elif isinstance(value, bool):
+            flat[key] = "yes" if value else "no"
+        elif value not in (None, ""):
+            flat[key] = value
+    return flat
+
+
 def _sweep_table(rows: Any) -> str:
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         return ""
+    flat = [_flat_row(r) for r in rows]
     columns: list[str] = []
-    for row in rows:
+    for row in flat:
         columns += [k for k in row if k not in columns]
     head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f'<td class="num">{_cell(r.get(c, ""))}</td>' for c in columns) + "</tr>"
-        for r in rows
+        for r in flat
     )
     table = f'<table class="bench sweep"><tr>{head}</tr>{body}</table>'
     return f'<h3>Sweep</h3><div class="wide">{table}</div>'
