@@ -12,13 +12,16 @@ import asyncpg
 from aiohttp import web
 
 from .config import Settings
-from .errors import CloseCode
 from .hub import Hub
+from .leases import LeaseStore, PgLeases, PresenceKeeper, RedisLeases
 from .metrics import Metrics
 from .node import NODE_KEY, Node
 from .pg_bus import Listener, PgBus
 from .pg_store import PgStore, StartupError, apply_migrations, check_durability
+from .ports import Bus
+from .redis_bus import RedisBus, RedisLink
 from .rest import error_middleware, routes
+from .shutdown import graceful_shutdown
 from .ws import ws_handler
 
 log = logging.getLogger("ccs.app")
@@ -57,21 +60,31 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         settings.database_url, settings.db_pool_size, timeout_s, settings.node_id
     ) as store:
         metrics = Metrics()
-        bus = PgBus(store.pool)
+        pg_bus = PgBus(store.pool)
+        link = RedisLink(settings.redis_url) if settings.redis_url else None
+        redis_bus = RedisBus(link, pg_bus, settings.node_id) if link is not None else None
+        bus: Bus = redis_bus if redis_bus is not None else pg_bus
         hub = Hub(settings, store, bus, metrics)
         listener = Listener(
             settings.database_url,
             hub.on_change,
-            bus,
+            pg_bus,
             lambda: _repair_after_reconnect(hub),
             metrics,
             settings.node_id,
         )
-        await store.reset_node_presence(settings.node_id)
+        leases: LeaseStore = RedisLeases(link) if link else PgLeases(store.pool, timeout_s)
+        keeper = PresenceKeeper(hub, leases, settings.node_lease_ms)
+        # devices an earlier run of this node id left online (crash): offline, and say so
+        await keeper.reap_node(settings.node_id)
+        await keeper.tick()
+        if redis_bus is not None:
+            redis_bus.start()
+        keeper.start()
         hub.start()
         listener.start()
         await asyncio.wait_for(listener.ready.wait(), 15)
-        node = Node(settings, store, bus, hub, listener, metrics)
+        node = Node(settings, store, bus, hub, listener, metrics, link)
         runner = web.AppRunner(build_app(node), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
@@ -85,10 +98,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             await stop.wait()
         finally:
             log.info("shutting down")
-            await _close_sessions(hub)
+            await graceful_shutdown(runner, hub, keeper, settings.shutdown_timeout_ms)
             await runner.cleanup()
+            if redis_bus is not None:
+                await redis_bus.stop()
             await listener.stop()
             await hub.stop()
+            if link is not None:
+                await link.close()
 
 
 async def _repair_after_reconnect(hub: Hub) -> None:
@@ -96,16 +113,6 @@ async def _repair_after_reconnect(hub: Hub) -> None:
         await hub.repair(force=True)
     except Exception:
         log.warning("repair after reconnect failed", exc_info=True)
-
-
-async def _close_sessions(hub: Hub) -> None:
-    """Tell clients to reconnect elsewhere (1012) before the listener goes away."""
-    sessions = [s for group in hub.by_user.values() for s in group]
-    for sess in sessions:
-        sess.close(CloseCode.SERVICE_RESTART, "service restart")
-    writers = [s.writer for s in sessions if not s.writer.done()]
-    if writers:
-        await asyncio.wait(writers, timeout=2.0)
 
 
 def _signal_event() -> asyncio.Event:

@@ -161,12 +161,18 @@ async def do_presence_query(hub: Hub, sess: Session, frame: dict[str, Any]) -> d
     users = frame.get("user_ids")
     if not isinstance(users, list) or len(users) > 100:
         raise bad_request("user_ids must be a list of at most 100 user ids")
-    out = {}
-    for user in dict.fromkeys(users):
+    for user in users:
         if not isinstance(user, str) or not v.ID_RE.match(user):
             raise bad_request("user_ids must contain user ids")
-        summary = await hub.store.user_presence(user)
-        out[user] = {
+    wanted = list(dict.fromkeys(users))
+    # Only users sharing a conversation with the asker are looked up; anyone else is reported
+    # exactly like an unknown user (offline, no devices), so the reply leaks nothing.
+    visible = set(await hub.store.audience(sess.user_id))
+    found = await hub.store.presence_of([u for u in wanted if u in visible])
+    for user in wanted:
+        found.setdefault(user, {"status": "offline", "devices": []})
+    out = {
+        user: {
             "status": summary["status"],
             "devices": [
                 {
@@ -177,6 +183,8 @@ async def do_presence_query(hub: Hub, sess: Session, frame: dict[str, Any]) -> d
                 for d in summary["devices"]
             ],
         }
+        for user, summary in found.items()
+    }
     return {"users": out}
 
 

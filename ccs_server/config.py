@@ -41,6 +41,8 @@ class Settings:
     max_body_bytes: int = 16384
     send_rate_per_s: int = 200
     send_queue_max: int = 1000
+    node_lease_ms: int = 5000
+    shutdown_timeout_ms: int = 10000
     max_connections_per_user: int = 20
     allowed_origins: tuple[str, ...] = ()
     allow_unsafe_durability: bool = False
@@ -78,6 +80,8 @@ class Settings:
             "max_body_bytes",
             "send_rate_per_s",
             "send_queue_max",
+            "node_lease_ms",
+            "shutdown_timeout_ms",
             "max_connections_per_user",
         ]
         for name in positive:

@@ -41,6 +41,8 @@ class Hub:
         self.prev_edits: dict[str, int] = {}
         self.offline_timers: dict[str, asyncio.Task[None]] = {}
         self.tasks: list[asyncio.Task[None]] = []
+        # set by graceful shutdown: command loops close their session after the current command
+        self.draining = False
         bus.subscribe(self.on_event)
 
     def start(self) -> None:
@@ -121,7 +123,14 @@ class Hub:
             elif key not in rows or rows[key]["version"] < ch["v"]:
                 missing.append(key)
         if missing:
-            for row in await self.store.fetch_many(missing):
+            try:
+                fetched = await self.store.fetch_many(missing)
+            except Exception:
+                # sessions fall back to their own gap fetch, then the sweep; membership events
+                # in this batch must still be handled
+                log.warning("fetching notified rows failed", exc_info=True)
+                fetched = []
+            for row in fetched:
                 rows[(row["conversation_id"], row["seq"])] = row
         for ch in batch:
             kind = ch.get("k")

@@ -9,8 +9,10 @@ from aiohttp import web
 from .config import Settings
 from .hub import Hub
 from .metrics import Metrics
-from .pg_bus import Listener, PgBus
+from .pg_bus import Listener
 from .pg_store import PgStore
+from .ports import Bus
+from .redis_bus import RedisLink
 
 
 @dataclass
@@ -19,10 +21,11 @@ class Node:
 
     settings: Settings
     store: PgStore
-    bus: PgBus
+    bus: Bus
     hub: Hub
     listener: Listener
     metrics: Metrics
+    redis: RedisLink | None = None  # None: no REDIS_URL (leases in PostgreSQL, bus over NOTIFY)
 
 
 NODE_KEY: web.AppKey[Node] = web.AppKey("node", Node)

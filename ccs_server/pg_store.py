@@ -137,7 +137,7 @@ class PgStore:
     ) -> WriteResult:
         """Idempotent insert in one round trip (see ``ccs_send`` in the migration)."""
         rec = await self._fetchrow(
-            "SELECT outcome, " + MSG_COLS + " FROM ccs_send($1, $2, $3, $4, $5::jsonb)",
+            "SELECT outcome, " + MSG_COLS + " FROM ccs_send($1, $2, $3, $4, $5::json)",
             conv,
             user,
             device,
@@ -152,7 +152,7 @@ class PgStore:
     ) -> WriteResult:
         """Edit or tombstone a message if ``expected`` is its current version."""
         rec = await self._fetchrow(
-            "SELECT outcome, " + MSG_COLS + " FROM ccs_edit($1, $2, $3, $4, $5::jsonb, $6)",
+            "SELECT outcome, " + MSG_COLS + " FROM ccs_edit($1, $2, $3, $4, $5::json, $6)",
             conv,
             user,
             seq,
@@ -345,15 +345,25 @@ class PgStore:
 
     async def user_presence(self, user: str) -> Row:
         """User status (online if any device is, else away if any is, else offline) and devices."""
+        return (await self.presence_of([user]))[user]
+
+    async def presence_of(self, users: Sequence[str]) -> dict[str, Row]:
+        """``user_presence`` of several users in one query."""
         recs = await self._fetch(
-            "SELECT device_id, status, last_seen, node_id FROM device_presence WHERE user_id = $1"
-            " ORDER BY device_id",
-            user,
+            "SELECT user_id, device_id, status, last_seen, node_id FROM device_presence"
+            " WHERE user_id = ANY($1::text[]) ORDER BY user_id, device_id",
+            list(users),
         )
-        devices = [dict(r) for r in recs]
-        statuses = {d["status"] for d in devices}
-        status = next((s for s in ("online", "away") if s in statuses), "offline")
-        return {"user_id": user, "status": status, "devices": devices}
+        devices: dict[str, list[Row]] = {u: [] for u in users}
+        for r in recs:
+            row = dict(r)
+            devices[row.pop("user_id")].append(row)
+        out = {}
+        for user, devs in devices.items():
+            statuses = {d["status"] for d in devs}
+            status = next((s for s in ("online", "away") if s in statuses), "offline")
+            out[user] = {"user_id": user, "status": status, "devices": devs}
+        return out
 
     # ---- fixtures (admin REST) ----------------------------------------------------------------
     async def create_user(self, user: str, display_name: str | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +14,7 @@ from .auth import Identity, verify_token
 from .commands import edit_outcome, send_outcome
 from .errors import WireError, bad_request, forbidden
 from .frames import dumps, iso, message_dict
+from .limits import loads_strict
 from .node import NODE_KEY, Node
 from .openapi import OPENAPI
 from .ws import authenticate
@@ -71,10 +71,7 @@ async def _device(request: web.Request) -> Identity:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = json.loads(await request.text())
-    except (ValueError, RecursionError):
-        raise WireError("invalid_json", "request body is not valid JSON") from None
+    data = loads_strict(await request.read())  # same edge rules as WebSocket frames
     if not isinstance(data, dict):
         raise WireError("invalid_json", "request body must be a JSON object")
     return data
@@ -241,7 +238,10 @@ async def presence(request: web.Request) -> web.Response:
 # ---- operations -------------------------------------------------------------------------------
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    """200 when the database answers and the listener is listening, else 503."""
+    """200 when the database answers and the listener is listening, else 503.
+
+    Redis is reported but does not make the node unhealthy: delivery never depends on it.
+    """
     node = _node(request)
     db_ok = await node.store.ping()
     listening = node.listener.state == "listening"
@@ -252,7 +252,7 @@ async def health(request: web.Request) -> web.Response:
             "node_id": node.settings.node_id,
             "database": "ok" if db_ok else "unavailable",
             "listener": node.listener.state,
-            "redis": "disabled",
+            "redis": "disabled" if node.redis is None else node.redis.state,
             "connections": node.hub.connections_total(),
         },
         200 if ok else 503,

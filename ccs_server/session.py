@@ -63,6 +63,8 @@ class Session:
         self.tasks: set[asyncio.Task[None]] = set()
         self.connected_at = time.monotonic()
         self.expiry: asyncio.TimerHandle | None = None
+        # True while a command runs: graceful shutdown lets it finish and queue its ack first
+        self.in_command = False
 
     # ---- outbound -------------------------------------------------------------------------
     def push(self, text: str) -> None:
@@ -105,7 +107,13 @@ class Session:
             while True:
                 item = await self.queue.get()
                 if isinstance(item, str):
-                    await ws.send_str(item)
+                    try:
+                        await ws.send_str(item)
+                    except UnicodeEncodeError:
+                        # one unencodable frame must not kill the writer and stall the connection
+                        log.warning(
+                            "frame not encodable as UTF-8, dropped", extra={"session": self.id}
+                        )
                     continue
                 await ws.close(code=item[0], message=item[1].encode())
                 return

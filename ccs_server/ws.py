@@ -18,6 +18,7 @@ from .auth import Identity, verify_token
 from .commands import HANDLERS
 from .errors import CloseCode, WireError, bad_request
 from .frames import dumps
+from .limits import loads_strict, safe_ref
 from .node import NODE_KEY, Node
 from .session import Session
 
@@ -36,12 +37,7 @@ class Reject(Exception):
 
 def parse(text: str) -> dict[str, Any]:
     """Decode one text frame into a command dict with a valid ``ref`` and string ``type``."""
-    try:
-        frame = json.loads(text)
-    except RecursionError:
-        raise bad_request("JSON nested too deeply") from None
-    except ValueError:
-        raise WireError("invalid_json", "frame is not valid JSON") from None
+    frame = loads_strict(text)  # NaN, lone surrogates, deep nesting: refused at the edge
     if not isinstance(frame, dict):
         raise WireError("invalid_json", "frame must be a JSON object")
     ref = frame.get("ref")
@@ -56,9 +52,8 @@ def ref_of(text: str) -> Any:
     """Best-effort ``ref`` of a frame that failed validation (None if unknowable)."""
     with contextlib.suppress(Exception):
         frame = json.loads(text)
-        ref = frame.get("ref") if isinstance(frame, dict) else None
-        if isinstance(ref, str) and len(ref) <= 64:
-            return ref
+        # an unencodable ref echoed in the error frame would kill the connection's writer
+        return safe_ref(frame.get("ref") if isinstance(frame, dict) else None)
     return None
 
 
@@ -335,6 +330,10 @@ class Connection:
                 continue
             if text is None:
                 return
+            if sess.closed or self.node.hub.draining:
+                # never run a command whose ack could not be sent: the client retries it elsewhere
+                sess.close(CloseCode.SERVICE_RESTART, "service restart")
+                return
             wait = bucket.take()
             if wait:
                 self._error(
@@ -347,7 +346,14 @@ class Connection:
                 if bucket.strikes > bucket.rate:
                     sess.close(CloseCode.RATE_LIMITED, "rate limited repeatedly")
                 continue
-            await self._command(sess, text)
+            sess.in_command = True
+            try:
+                await self._command(sess, text)
+            finally:
+                sess.in_command = False
+            if self.node.hub.draining:
+                # graceful shutdown: the ack is queued, close after it (see shutdown.py)
+                sess.close(CloseCode.SERVICE_RESTART, "service restart")
 
     async def _command(self, sess: Session, text: str) -> None:
         ref = None

@@ -1,18 +1,18 @@
 *** Settings ***
-Documentation    Seed test 3.1 - Cross-device communication across server nodes.
+Documentation       Seed test 3.1 - Cross-device communication across server nodes.
 ...
-...              A user is signed in on several devices that sit on different server nodes
-...              sharing one database. What one device sends reaches the others within the
-...              seed's one second (p99 recorded), receipts travel back, the database agrees
-...              with what the devices saw, and a device that was offline meanwhile catches up,
-...              in order, on whichever node it reconnects to.
+...                 A user is signed in on several devices that sit on different server nodes
+...                 sharing one database. What one device sends reaches the others within the
+...                 seed's one second (p99 recorded), receipts travel back, the database agrees
+...                 with what the devices saw, and a device that was offline meanwhile catches up,
+...                 in order, on whichever node it reconnects to.
 
-Resource         ../../resources/recovery.resource
+Resource            ../../resources/recovery.resource
 
-Test Setup       A Conversation Of Alice And Bob With Two Devices Each
-Test Teardown    Close All Devices
+Test Setup          A Conversation Of Alice And Bob With Two Devices Each
+Test Teardown       Close All Devices
 
-Test Tags        seed-3.1
+Test Tags           seed-3.1
 
 
 *** Test Cases ***

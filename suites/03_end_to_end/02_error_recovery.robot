@@ -1,28 +1,28 @@
 *** Settings ***
-Documentation    Seed test 3.2 - Error recovery and resilience under real faults.
+Documentation       Seed test 3.2 - Error recovery and resilience under real faults.
 ...
-...              Every test runs under live traffic (three devices on two nodes sending
-...              ${TRAFFIC_RATE} messages/s through the reference client), injects a real fault
-...              (a process killed, a connection terminated or cut, a link stalled) and ends with
-...              the consistency checker at zero: nothing acknowledged lost, nothing doubled,
-...              every device's stream in order and complete. Sends refused during an outage
-...              stay in the client's outbox and are retried with the same key (P12, P13).
+...                 Every test runs under live traffic (three devices on two nodes sending
+...                 ${TRAFFIC_RATE} messages/s through the reference client), injects a real fault
+...                 (a process killed, a connection terminated or cut, a link stalled) and ends with
+...                 the consistency checker at zero: nothing acknowledged lost, nothing doubled,
+...                 every device's stream in order and complete. Sends refused during an outage
+...                 stay in the client's outbox and are retried with the same key (P12, P13).
 ...
-...              Tagged ``fault``: excluded from the default run, run by ``make faults``; the
-...              fast ones also carry ``fast-fault`` and run in ``make test``. Each test holds the
-...              PabotLib lock ``${FAULT_LOCK}``, so fault tests never overlap under pabot.
+...                 Tagged ``fault``: excluded from the default run, run by ``make faults``; the
+...                 fast ones also carry ``fast-fault`` and run in ``make test``. Each test holds the
+...                 PabotLib lock ``${FAULT_LOCK}``, so fault tests never overlap under pabot.
 
-Resource         ../../resources/recovery.resource
+Resource            ../../resources/recovery.resource
 
-Test Setup       A Fault Test Starts Alone
-Test Teardown    Every Fault Is Healed
+Test Setup          A Fault Test Starts Alone
+Test Teardown       Every Fault Is Healed
 
-Test Tags        seed-3.2    fault
+Test Tags           seed-3.2    fault
 
 
 *** Variables ***
 # The senders on node 1 in "Live Traffic Flows Between Devices On Both Nodes".
-@{NODE_1_SENDERS}    alice-laptop    alice-phone
+@{NODE_1_SENDERS}           alice-laptop    alice-phone
 
 
 *** Test Cases ***

@@ -11,7 +11,7 @@ import websockets
 
 from ccs_server.auth import mint_token
 
-from .support import SECRET, Api, Client, ServerProcess
+from .support import SECRET, Api, Client, ServerProcess, t
 
 
 async def test_malformed_frames_get_errors_and_nothing_breaks(
@@ -224,3 +224,22 @@ async def test_limits_frame_size_rate_and_connection_cap(server_factory, api: Ap
     await second.close()
     assert conv
     await asyncio.sleep(0)
+
+
+async def test_invalid_utf8_closes_1007_and_server_lives_on(
+    server: ServerProcess, api: Api
+) -> None:
+    user, (d1,) = await api.user("utf")
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.ws_url)
+        await ws.send_json({"type": "hello", "ref": "h", "token": server.token(user, d1)})
+        await ws.receive_json()  # welcome
+        # a text frame whose payload is not UTF-8: the WebSocket layer refuses it
+        await ws._writer.send_frame(b"\xff\xfe", aiohttp.WSMsgType.TEXT)  # type: ignore[union-attr]
+        async with asyncio.timeout(t(5)):
+            async for _msg in ws:
+                pass
+        assert ws.close_code == 1007
+    again = await Client.open(server, user, d1)
+    assert (await again.request({"type": "ping"}))["type"] == "ack"
+    await again.close()

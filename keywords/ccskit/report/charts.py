@@ -7,6 +7,7 @@ Every function returns ``None`` when it has nothing to draw, so the page can say
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -29,6 +30,9 @@ FAULT_LABELS = {
     "recovered": "service back",
     "first_ack": "first acknowledged send",
 }
+# The seed's three latencies; other samples (reconnect downtime, …) stay in the table only,
+# because pooling unrelated measurements into one curve would mean nothing.
+SEED_CATEGORIES = ("db", "ws", "e2e")
 SEED_TARGETS_MS = {"db": 200.0, "ws": 50.0, "e2e": 1000.0}
 MAX_POINTS = 4000
 
@@ -67,9 +71,23 @@ def _thin(points: Sequence[Sequence[float]]) -> list[Sequence[float]]:
     return [max(points[i : i + stride], key=lambda p: p[1]) for i in range(0, len(points), stride)]
 
 
+def _gaps(points: list[Sequence[float]]) -> list[Sequence[float]]:
+    """Break the line where sampling stopped (between tests, a restarted server): no fake slope."""
+    if len(points) < 3:
+        return points
+    steps = sorted(b[0] - a[0] for a, b in itertools.pairwise(points))
+    limit = max(5 * steps[len(steps) // 2], 2.0)
+    out: list[Sequence[float]] = [points[0]]
+    for a, b in itertools.pairwise(points):
+        if b[0] - a[0] > limit:
+            out.append((a[0] + (b[0] - a[0]) / 2, math.nan))
+        out.append(b)
+    return out
+
+
 def latency_distribution(pooled: dict[str, list[float]]) -> str | None:
     """One histogram per latency category, with p50 and p99 marked."""
-    cats = [c for c in ("db", "ws", "e2e", "other") if pooled.get(c)]
+    cats = [c for c in SEED_CATEGORIES if pooled.get(c)]
     if not cats:
         return None
     fig, axes = plt.subplots(1, len(cats), figsize=(max(6.0, 4.2 * len(cats)), 2.8), squeeze=False)
@@ -81,12 +99,15 @@ def latency_distribution(pooled: dict[str, list[float]]) -> str | None:
 
 def _histogram(ax: Axes, cat: str, values: list[float]) -> None:
     s = stats.summarize(values)
-    low, high = max(s["min"], 1e-3), max(s["max"], 1e-3)
+    # The lowest 0.1 % would stretch a log axis over empty decades: they go in the first bin.
+    low = max(stats.percentile(sorted(values), 0.1), 1e-3)
+    high = max(s["max"], low * 1.01)
     edges: list[float] | int = 40
     if high / low > 50:
         edges = [low * (high / low) ** (i / 40) for i in range(41)]
         ax.set_xscale("log")
-        _plain_log_labels(ax.xaxis)
+        _plain_log_labels(ax.xaxis, subs=(1.0,))
+        values = [min(max(v, low), high) for v in values]
     ax.hist(values, bins=edges, color=COLOURS[cat], alpha=0.85)
     for key, style in (("p50", "--"), ("p99", ":")):
         ax.axvline(s[key], color="#222", linestyle=style, linewidth=1)
@@ -105,7 +126,7 @@ def _histogram(ax: Axes, cat: str, values: list[float]) -> None:
 
 def percentile_chart(pooled: dict[str, list[float]]) -> str | None:
     """Latency by percentile on a 'nines' axis (50 %, 90 %, 99 %, 99.9 %), log latency."""
-    cats = [c for c in ("db", "ws", "e2e", "other") if pooled.get(c)]
+    cats = [c for c in SEED_CATEGORIES if pooled.get(c)]
     if not cats:
         return None
     fig, ax = plt.subplots(figsize=(12, 3.4))
@@ -224,7 +245,7 @@ def timeline(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str | None:
     )
     for ax, (title, unit, lines) in zip(axes[:, 0], panels, strict=True):
         for label, points in lines:
-            thin = _thin(points)
+            thin = _thin(points) if label.startswith("test figures") else _gaps(_thin(points))
             style = (
                 {"marker": "o", "linestyle": "none", "markersize": 3}
                 if label.startswith("test figures")

@@ -221,28 +221,63 @@ def _row_status(test: dict[str, Any], regressed: bool) -> str:
     return "warn" if failed_figure or regressed else "pass"
 
 
-def _figure_cell(test: dict[str, Any], comparison: Comparison | None) -> tuple[str, bool]:
-    lines, regressed = [], False
-    for metric in test.get("metrics", []):
-        key = (test.get("suite", ""), test.get("test", ""), metric.get("name", ""))
-        change = comparison.figures.get(key) if comparison else None
-        regressed = regressed or bool(change and change.regressed)
-        passed = metric.get("passed")
-        css = "ok" if passed else "bad" if passed is False else "info"
+GROUP_MIN = 4  # this many passing figures with one first word read better as one line
+
+
+def _figure_line(metric: dict[str, Any], change: Change | None) -> str:
+    passed = metric.get("passed")
+    css = "ok" if passed else "bad" if passed is False else "info"
+    unit = metric.get("unit", "")
+    limit = ""
+    if metric.get("threshold") is not None:
         limit = (
-            ""
-            if metric.get("threshold") is None
-            else (
-                f' <span class="thr">{OPS.get(metric.get("op", ""), "")} '
-                f"{stats.fmt(metric['threshold'], metric.get('unit', ''))}</span>"
-            )
+            f' <span class="thr">{OPS.get(metric.get("op", ""), "")} '
+            f"{stats.fmt(metric['threshold'], unit)}</span>"
         )
-        lines.append(
-            f'<div class="fig {css}"><span class="name">{escape(metric["name"])}</span> '
-            f"<b>{stats.fmt(metric['value'], metric.get('unit', ''))}</b>{limit}"
-            f"{change_badge(change)}</div>"
-        )
+    return (
+        f'<div class="fig {css}"><span class="name">{escape(metric["name"])}</span> '
+        f"<b>{stats.fmt(metric['value'], unit)}</b>{limit}{change_badge(change)}</div>"
+    )
+
+
+def _group_line(word: str, group: list[dict[str, Any]]) -> str:
+    """``checker: all 8 within threshold`` with the values small: a green row stays short."""
+    values = " · ".join(
+        f"{escape(m['name'][len(word) + 1 :])} {stats.fmt(m['value'])}" for m in group
+    )
+    return (
+        f'<div class="fig ok"><span class="name">{escape(word)} …</span> '
+        f"<b>all {len(group)} within threshold</b> "
+        f'<span class="thr">({values}, {escape(group[0].get("unit", ""))})</span></div>'
+    )
+
+
+def _figure_cell(test: dict[str, Any], comparison: Comparison | None) -> tuple[str, bool]:
+    metrics = test.get("metrics", [])
+    changes = {}
+    for metric in metrics:
+        key = (test.get("suite", ""), test.get("test", ""), metric.get("name", ""))
+        changes[metric.get("name")] = comparison.figures.get(key) if comparison else None
+    regressed = any(c is not None and c.regressed for c in changes.values())
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for metric in metrics:
+        groups.setdefault(str(metric.get("name", "")).split(" ")[0], []).append(metric)
+    lines, done = [], set()
+    for metric in metrics:
+        word = str(metric.get("name", "")).split(" ")[0]
+        group = groups[word]
+        quiet = all(m.get("passed") is True and not _flagged(changes[m["name"]]) for m in group)
+        if " " in metric.get("name", "") and len(group) >= GROUP_MIN and quiet:
+            if word not in done:
+                lines.append(_group_line(word, group))
+                done.add(word)
+            continue
+        lines.append(_figure_line(metric, changes[metric.get("name")]))
     return "".join(lines) or '<span class="muted">no figures</span>', regressed
+
+
+def _flagged(change: Change | None) -> bool:
+    return change is not None and (change.regressed or change.improved)
 
 
 def _scenario_row(test: dict[str, Any], comparison: Comparison | None) -> str:

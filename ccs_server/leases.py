@@ -1,0 +1,234 @@
+"""Node leases and presence reconciliation (P10: a dead node's devices go offline within its lease).
+
+Every node renews a lease every lease/3: a Redis key with a TTL when ``REDIS_URL`` is set, else a
+row of the ``nodes`` table (``lease_until`` in database time). Every node also looks at
+``device_presence``: a device still ``online``/``away`` on a node whose lease is gone belongs to a
+dead node, so it is set offline (one atomic UPDATE: whichever node gets the rows broadcasts) and
+``presence offline`` goes to everyone sharing a conversation with its user.
+
+The same loop repairs this node's own presence: writes lost while the database was down
+(an offline that was never stored, an online overwritten by a peer that thought this node dead)
+are re-applied from the sessions this node actually holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Protocol
+
+import asyncpg
+
+from .hub import Hub
+from .redis_bus import RedisLink
+
+log = logging.getLogger("ccs.leases")
+
+LEASE_KEY = "ccs:lease:{}"
+_RELEASE_LUA = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+class LeaseStore(Protocol):
+    """Where leases live."""
+
+    kind: str
+
+    async def renew(self, node: str, instance: str, ttl_ms: int) -> None: ...
+    async def alive(self, nodes: list[str]) -> set[str]: ...
+    async def release(self, node: str, instance: str) -> None: ...
+
+
+class RedisLeases:
+    """``SET ccs:lease:<node> <instance> PX <ttl>``; expiry is Redis's job."""
+
+    kind = "redis"
+
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+
+    async def renew(self, node: str, instance: str, ttl_ms: int) -> None:
+        """Write (or extend) this node's lease."""
+        await self.link.call(self.link.client.set(LEASE_KEY.format(node), instance, px=ttl_ms))
+
+    async def alive(self, nodes: list[str]) -> set[str]:
+        """The nodes among ``nodes`` whose lease key still exists."""
+        values = await self.link.call(self.link.client.mget([LEASE_KEY.format(n) for n in nodes]))
+        return {n for n, val in zip(nodes, values, strict=True) if val is not None}
+
+    async def release(self, node: str, instance: str) -> None:
+        """Delete the lease if it is still ours (a restarted node may already own the name)."""
+        await self.link.call(
+            self.link.client.eval(_RELEASE_LUA, 1, LEASE_KEY.format(node), instance)
+        )
+
+
+class PgLeases:
+    """The ``nodes`` table (migration 0003), used when no Redis is configured."""
+
+    kind = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
+        self.pool = pool
+        self.timeout = timeout_s
+
+    async def renew(self, node: str, instance: str, ttl_ms: int) -> None:
+        """Upsert ``lease_until = now() + ttl``."""
+        await self.pool.execute(
+            "INSERT INTO nodes (node_id, instance, lease_until)"
+            " VALUES ($1, $2, now() + $3 * interval '1 millisecond')"
+            " ON CONFLICT (node_id) DO UPDATE SET instance = EXCLUDED.instance,"
+            " lease_until = EXCLUDED.lease_until",
+            node,
+            instance,
+            ttl_ms,
+            timeout=self.timeout,
+        )
+
+    async def alive(self, nodes: list[str]) -> set[str]:
+        """The nodes among ``nodes`` whose lease has not run out."""
+        recs = await self.pool.fetch(
+            "SELECT node_id FROM nodes WHERE node_id = ANY($1::text[]) AND lease_until > now()",
+            nodes,
+            timeout=self.timeout,
+        )
+        return {r["node_id"] for r in recs}
+
+    async def release(self, node: str, instance: str) -> None:
+        """Drop the lease row if it is still ours."""
+        await self.pool.execute(
+            "DELETE FROM nodes WHERE node_id = $1 AND instance = $2",
+            node,
+            instance,
+            timeout=self.timeout,
+        )
+
+
+class PresenceKeeper:
+    """Renews this node's lease, reaps dead nodes' devices, repairs this node's own presence."""
+
+    def __init__(self, hub: Hub, leases: LeaseStore, lease_ms: int) -> None:
+        self.hub = hub
+        self.store = hub.store
+        self.leases = leases
+        self.lease_ms = lease_ms
+        self.node_id = hub.node_id
+        self.instance = uuid.uuid4().hex
+        # monotonic time since which renewals succeed without a miss (None: failing right now)
+        self.healthy_since: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run the heartbeat loop in the background."""
+        self._task = asyncio.create_task(self._run(), name="presence-keeper")
+
+    async def stop(self, release: bool = True) -> None:
+        """Stop renewing; ``release`` deletes the lease so peers need not wait for it to expire."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if release:
+            try:
+                await self.leases.release(self.node_id, self.instance)
+            except Exception:
+                log.warning("could not release the node lease (it will expire)")
+
+    async def _run(self) -> None:
+        period = self.lease_ms / 3000
+        while True:
+            await asyncio.sleep(period)
+            await self.tick()
+
+    async def tick(self) -> None:
+        """One heartbeat: renew, then repair own presence, then reap dead nodes (never raises)."""
+        try:
+            await self.leases.renew(self.node_id, self.instance, self.lease_ms)
+        except Exception as exc:
+            if self.healthy_since is not None:
+                log.warning("lease renewal failed", extra={"error": type(exc).__name__})
+            self.healthy_since = None
+        else:
+            if self.healthy_since is None:
+                self.healthy_since = time.monotonic()
+        for step in (self.repair_own, self.reap_dead):
+            try:
+                await step()
+            except Exception as exc:
+                log.info("presence step failed", extra={"step": step.__name__, "error": repr(exc)})
+
+    async def repair_own(self) -> None:
+        """Make stored presence match the sessions this node holds."""
+        hub = self.hub
+        stale = await self.store.pool.fetch(
+            "SELECT device_id, user_id FROM device_presence"
+            " WHERE node_id = $1 AND status <> 'offline'",
+            self.node_id,
+            timeout=self.store.timeout,
+        )
+        for rec in stale:
+            device = rec["device_id"]
+            if device in hub.by_device or device in hub.offline_timers:
+                continue  # connected here, or its grace period is still running
+            if await self.store.set_offline(device, self.node_id):
+                await hub._publish_presence(rec["user_id"], device)
+        if not hub.by_device:
+            return
+        stored = await self.store.pool.fetch(
+            "SELECT device_id, status FROM device_presence WHERE device_id = ANY($1::text[])",
+            list(hub.by_device),
+            timeout=self.store.timeout,
+        )
+        known = {r["device_id"]: r["status"] for r in stored}
+        for device, sessions in list(hub.by_device.items()):
+            if known.get(device, "offline") != "offline" or not sessions:
+                continue
+            user = next(iter(sessions)).user_id
+            if await self.store.set_online(user, device, "online", self.node_id):
+                log.info("presence re-applied", extra={"device_id": device})
+                await hub._publish_presence(user, device)
+
+    async def reap_dead(self) -> None:
+        """Offline every device held by a node whose lease is gone.
+
+        Only once our own renewals have succeeded for a whole lease: after a Redis restart (keys
+        lost) or a lease store outage, live peers need that long to renew theirs.
+        """
+        if self.healthy_since is None:
+            return
+        if time.monotonic() - self.healthy_since < self.lease_ms / 1000:
+            return
+        recs = await self.store.pool.fetch(
+            "SELECT DISTINCT node_id FROM device_presence"
+            " WHERE status <> 'offline' AND node_id IS NOT NULL AND node_id <> $1",
+            self.node_id,
+            timeout=self.store.timeout,
+        )
+        nodes = [r["node_id"] for r in recs]
+        if not nodes:
+            return
+        alive = await self.leases.alive(nodes)
+        for node in nodes:
+            if node not in alive:
+                await self.reap_node(node)
+
+    async def reap_node(self, node: str) -> int:
+        """Set ``node``'s devices offline and broadcast each; returns how many changed."""
+        recs = await self.store.pool.fetch(
+            "UPDATE device_presence SET status = 'offline', last_seen = now()"
+            " WHERE node_id = $1 AND status <> 'offline' RETURNING device_id, user_id",
+            node,
+            timeout=self.store.timeout,
+        )
+        if recs:
+            log.warning(
+                "devices of a node without lease set offline",
+                extra={"node": node, "devices": len(recs)},
+            )
+        for rec in recs:
+            await self.hub._publish_presence(rec["user_id"], rec["device_id"])
+        return len(recs)

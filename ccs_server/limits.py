@@ -1,0 +1,83 @@
+"""Strict decoding of client JSON: what Python's ``json`` accepts but the wire contract does not.
+
+``json.loads`` accepts ``NaN``/``Infinity`` literals and numbers that overflow to ``inf``,
+and decodes ``"\\ud800"`` into a lone surrogate that cannot be encoded as UTF-8 again. Each of
+these used to travel on into the database driver or the socket writer and fail there (an
+``internal`` error, or a connection whose writer died silently). They are refused here, at the
+edge, as ``invalid_json`` or ``bad_request``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .errors import WireError, bad_request
+
+
+class _NonFinite(ValueError):
+    """A number that is not finite (NaN, Infinity, or a float overflowing to it)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFinite(text[:20])
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """Decode JSON per RFC 8259 with finite numbers and valid Unicode only.
+
+    Raises ``invalid_json`` for text that is not JSON (NaN/Infinity included) and
+    ``bad_request`` for nesting past the parser's depth, numbers that are not finite and
+    strings holding lone surrogates.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError("invalid_json", "request body is not UTF-8") from None
+    try:
+        value = _decoder.decode(text)
+    except RecursionError:
+        raise bad_request("JSON nested too deeply") from None
+    except _NonFinite:
+        raise bad_request("numbers must be finite (no NaN or Infinity)") from None
+    except ValueError:
+        raise WireError("invalid_json", "frame is not valid JSON") from None
+    if "\\u" in text and not is_encodable(value):
+        raise bad_request("strings must be valid Unicode (no lone surrogates)")
+    return value
+
+
+def is_encodable(value: Any) -> bool:
+    """Whether every string in ``value`` can be encoded as UTF-8 (no lone surrogates).
+
+    The frame arrived as UTF-8, so only ``\\uD800``-``\\uDFFF`` escapes that do not form a
+    pair can produce such a string; callers skip the check for text without escapes.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return False
+    return True
+
+
+def safe_ref(ref: Any) -> Any:
+    """``ref`` if it may be echoed in a reply (1-64 characters, encodable), else None."""
+    if not isinstance(ref, str) or not 1 <= len(ref) <= 64:
+        return None
+    try:
+        ref.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return ref
