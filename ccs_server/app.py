@@ -60,7 +60,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         settings.database_url, settings.db_pool_size, timeout_s, settings.node_id
     ) as store:
         metrics = Metrics()
-        pg_bus = PgBus(store.pool)
+        pg_bus = PgBus(store.pool, settings.node_id)
         link = RedisLink(settings.redis_url) if settings.redis_url else None
         redis_bus = RedisBus(link, pg_bus, settings.node_id) if link is not None else None
         bus: Bus = redis_bus if redis_bus is not None else pg_bus
@@ -75,6 +75,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         )
         leases: LeaseStore = RedisLeases(link) if link else PgLeases(store.pool, timeout_s)
         keeper = PresenceKeeper(hub, leases, settings.node_lease_ms)
+        await keeper.register()
         # devices an earlier run of this node id left online (crash): offline, and say so
         await keeper.reap_node(settings.node_id)
         await keeper.tick()

@@ -4,7 +4,9 @@ Every node renews a lease every lease/3: a Redis key with a TTL when ``REDIS_URL
 row of the ``nodes`` table (``lease_until`` in database time). Every node also looks at
 ``device_presence``: a device still ``online``/``away`` on a node whose lease is gone belongs to a
 dead node, so it is set offline (one atomic UPDATE: whichever node gets the rows broadcasts) and
-``presence offline`` goes to everyone sharing a conversation with its user.
+``presence offline`` goes to everyone sharing a conversation with its user. Every node records
+in ``nodes.lease_store`` where its lease lives and judges only peers of the same store, so a
+misconfigured mix (some nodes with Redis, some without) never reaps live devices.
 
 The same loop repairs this node's own presence: writes lost while the database was down
 (an offline that was never stored, an online overwritten by a peer that thought this node dead)
@@ -28,6 +30,9 @@ from .redis_bus import RedisLink
 log = logging.getLogger("ccs.leases")
 
 LEASE_KEY = "ccs:lease:{}"
+# Created once per Redis dataset: if it changes, Redis lost its keys (restart without persistence)
+# and every lease is gone at once, which must not look like every peer dying.
+EPOCH_KEY = "ccs:lease-epoch"
 _RELEASE_LUA = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
@@ -38,7 +43,10 @@ class LeaseStore(Protocol):
 
     kind: str
 
-    async def renew(self, node: str, instance: str, ttl_ms: int) -> None: ...
+    async def renew(self, node: str, instance: str, ttl_ms: int) -> bool:
+        """Renew; True if the store lost every lease since the last renewal (a restart)."""
+        ...
+
     async def alive(self, nodes: list[str]) -> set[str]: ...
     async def release(self, node: str, instance: str) -> None: ...
 
@@ -50,10 +58,17 @@ class RedisLeases:
 
     def __init__(self, link: RedisLink) -> None:
         self.link = link
+        self.epoch: bytes | None = None
 
-    async def renew(self, node: str, instance: str, ttl_ms: int) -> None:
-        """Write (or extend) this node's lease."""
-        await self.link.call(self.link.client.set(LEASE_KEY.format(node), instance, px=ttl_ms))
+    async def renew(self, node: str, instance: str, ttl_ms: int) -> bool:
+        """Write (or extend) this node's lease; True if Redis's dataset is new (keys lost)."""
+        pipe = self.link.client.pipeline(transaction=False)
+        pipe.set(LEASE_KEY.format(node), instance, px=ttl_ms)
+        pipe.set(EPOCH_KEY, instance, nx=True)
+        pipe.get(EPOCH_KEY)
+        *_, epoch = await self.link.call(pipe.execute())
+        reset, self.epoch = epoch != self.epoch, epoch
+        return bool(reset)
 
     async def alive(self, nodes: list[str]) -> set[str]:
         """The nodes among ``nodes`` whose lease key still exists."""
@@ -76,8 +91,8 @@ class PgLeases:
         self.pool = pool
         self.timeout = timeout_s
 
-    async def renew(self, node: str, instance: str, ttl_ms: int) -> None:
-        """Upsert ``lease_until = now() + ttl``."""
+    async def renew(self, node: str, instance: str, ttl_ms: int) -> bool:
+        """Upsert ``lease_until = now() + ttl`` (a table never loses leases: never a reset)."""
         await self.pool.execute(
             "INSERT INTO nodes (node_id, instance, lease_until)"
             " VALUES ($1, $2, now() + $3 * interval '1 millisecond')"
@@ -88,6 +103,7 @@ class PgLeases:
             ttl_ms,
             timeout=self.timeout,
         )
+        return False
 
     async def alive(self, nodes: list[str]) -> set[str]:
         """The nodes among ``nodes`` whose lease has not run out."""
@@ -99,9 +115,9 @@ class PgLeases:
         return {r["node_id"] for r in recs}
 
     async def release(self, node: str, instance: str) -> None:
-        """Drop the lease row if it is still ours."""
+        """End the lease now if it is still ours (the row stays: peers reap what is left)."""
         await self.pool.execute(
-            "DELETE FROM nodes WHERE node_id = $1 AND instance = $2",
+            "UPDATE nodes SET lease_until = now() WHERE node_id = $1 AND instance = $2",
             node,
             instance,
             timeout=self.timeout,
@@ -126,6 +142,20 @@ class PresenceKeeper:
         """Run the heartbeat loop in the background."""
         self._task = asyncio.create_task(self._run(), name="presence-keeper")
 
+    async def register(self) -> None:
+        """Record this node and where its lease lives (peers judge only same-store nodes)."""
+        await self.store.pool.execute(
+            "INSERT INTO nodes (node_id, instance, lease_until, lease_store)"
+            " VALUES ($1, $2, now() + $3 * interval '1 millisecond', $4)"
+            " ON CONFLICT (node_id) DO UPDATE SET instance = EXCLUDED.instance,"
+            " lease_until = EXCLUDED.lease_until, lease_store = EXCLUDED.lease_store",
+            self.node_id,
+            self.instance,
+            self.lease_ms,
+            self.leases.kind,
+            timeout=self.store.timeout,
+        )
+
     async def stop(self, release: bool = True) -> None:
         """Stop renewing; ``release`` deletes the lease so peers need not wait for it to expire."""
         if self._task is not None:
@@ -147,13 +177,14 @@ class PresenceKeeper:
     async def tick(self) -> None:
         """One heartbeat: renew, then repair own presence, then reap dead nodes (never raises)."""
         try:
-            await self.leases.renew(self.node_id, self.instance, self.lease_ms)
+            reset = await self.leases.renew(self.node_id, self.instance, self.lease_ms)
         except Exception as exc:
             if self.healthy_since is not None:
                 log.warning("lease renewal failed", extra={"error": type(exc).__name__})
             self.healthy_since = None
         else:
             if self.healthy_since is None:
+                # peers need a whole lease to renew theirs before a missing one means "dead"
                 self.healthy_since = time.monotonic()
         for step in (self.repair_own, self.reap_dead):
             try:
@@ -203,9 +234,11 @@ class PresenceKeeper:
         if time.monotonic() - self.healthy_since < self.lease_ms / 1000:
             return
         recs = await self.store.pool.fetch(
-            "SELECT DISTINCT node_id FROM device_presence"
-            " WHERE status <> 'offline' AND node_id IS NOT NULL AND node_id <> $1",
+            "SELECT DISTINCT p.node_id FROM device_presence p"
+            " JOIN nodes n ON n.node_id = p.node_id AND n.lease_store = $2"
+            " WHERE p.status <> 'offline' AND p.node_id <> $1",
             self.node_id,
+            self.leases.kind,
             timeout=self.store.timeout,
         )
         nodes = [r["node_id"] for r in recs]

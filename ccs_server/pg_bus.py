@@ -19,27 +19,37 @@ log = logging.getLogger("ccs.listener")
 
 CHANGES_CHANNEL = "ccs_changes"  # written by triggers on messages / conversation_members
 EVENTS_CHANNEL = "ccs_events"  # written by PgBus.publish
+ORIGIN_KEY = "_origin"  # publishing node, stripped before handlers see the event
 PROBE_INTERVAL_S = 2.0
 
 
 class PgBus:
-    """Bus over NOTIFY: at-most-once, every node (the publisher included) receives each event."""
+    """Bus over NOTIFY: at-most-once, every node (the publisher included) receives each event.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    With a ``node_id`` the publisher hands the event to its own handlers directly and ignores
+    its echo from the listener: this node's sessions then never miss an event because the LISTEN
+    connection was reconnecting or the database was briefly unreachable.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, node_id: str = "") -> None:
         self.pool = pool
+        self.node_id = node_id
         self.handlers: list[EventHandler] = []
 
     async def publish(self, event: dict[str, Any]) -> None:
         """Send ``event`` to every node; failures are logged (ephemeral events may be lost)."""
+        wire = {**event, ORIGIN_KEY: self.node_id} if self.node_id else event
         try:
             await self.pool.execute(
                 "SELECT pg_notify($1, $2)",
                 EVENTS_CHANNEL,
-                json.dumps(event, separators=(",", ":")),
+                json.dumps(wire, separators=(",", ":")),
                 timeout=3.0,
             )
         except Exception:
             log.warning("bus publish failed", extra={"event_type": event.get("type")})
+        if self.node_id:
+            self.dispatch(event)
 
     def subscribe(self, handler: EventHandler) -> None:
         """Register a handler called for every event received."""
@@ -52,6 +62,14 @@ class PgBus:
         except ValueError:
             log.warning("malformed bus payload")
             return
+        if not isinstance(event, dict):
+            return
+        if event.pop(ORIGIN_KEY, None) == self.node_id and self.node_id:
+            return  # handed to this node's handlers when it was published
+        self.dispatch(event)
+
+    def dispatch(self, event: dict[str, Any]) -> None:
+        """Run every handler on a copy of ``event``."""
         for handler in self.handlers:
             result = handler(dict(event))
             if asyncio.iscoroutine(result):

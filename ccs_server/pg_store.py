@@ -29,6 +29,8 @@ UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    # "sorry, too many clients already": the server is saturated, not the request wrong
+    asyncpg.TooManyConnectionsError,
 )
 
 

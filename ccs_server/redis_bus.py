@@ -101,7 +101,7 @@ class RedisBus:
         self.pg_bus.subscribe(handler)
 
     async def publish(self, event: dict[str, Any]) -> None:
-        """Redis when reachable, else NOTIFY (which reaches this node too, through its listener)."""
+        """Redis when reachable, else NOTIFY; this node's sessions are always served directly."""
         if self.link.up:
             payload = json.dumps({"n": self.node_id, "e": event}, separators=(",", ":"))
             try:
@@ -109,7 +109,7 @@ class RedisBus:
             except Exception:
                 log.info("redis publish failed; falling back to NOTIFY")
             else:
-                self.pg_bus.deliver(json.dumps(event))
+                self.pg_bus.dispatch(event)
                 return
         await self.pg_bus.publish(event)
 
@@ -162,4 +162,4 @@ class RedisBus:
             return
         if not isinstance(wrapped.get("e"), dict):
             return
-        self.pg_bus.deliver(json.dumps(wrapped.get("e")))
+        self.pg_bus.dispatch(wrapped["e"])

@@ -59,6 +59,9 @@ class Session:
         self.closed = False
         self.close_code: int | None = None
         self.queue: asyncio.Queue[str | tuple[int, str]] = asyncio.Queue(queue_max)
+        # set while the queue is at most half full: replay waits for it (see _replay_room)
+        self.room = asyncio.Event()
+        self.room.set()
         self.writer = asyncio.create_task(self._write_loop(), name=f"writer-{session_id}")
         self.tasks: set[asyncio.Task[None]] = set()
         self.connected_at = time.monotonic()
@@ -106,6 +109,8 @@ class Session:
         try:
             while True:
                 item = await self.queue.get()
+                if self.queue.qsize() < max(1, self.queue.maxsize // 2):
+                    self.room.set()
                 if isinstance(item, str):
                     try:
                         await ws.send_str(item)
@@ -168,15 +173,28 @@ class Session:
         cur.busy = True
         self.spawn(self._catch_up(conv, cur))
 
+    async def _replay_room(self) -> None:
+        """Replay fills at most half the send queue and then waits for the writer: a backlog
+        the server chose to send is paced, not an overflow closing the client with 4001."""
+        high = max(1, self.queue.maxsize // 2)
+        while self.queue.qsize() >= high and not self.closed:
+            self.room.clear()
+            await self.room.wait()
+
     async def _catch_up(self, conv: str, cur: Cursor) -> None:
         store = self.hub.store
         try:
             while cur.pos < cur.target and not self.closed:
                 rows = await store.fetch_range(conv, cur.pos, cur.target, REPLAY_PAGE)
+                if self.convs.get(conv) is not cur:
+                    break  # the member was removed during the fetch: not one more message
                 if not rows:
                     cur.pos = cur.target  # a hole (explicit seq typed by hand): nothing to send
                     break
                 for row in rows:
+                    await self._replay_room()
+                    if self.convs.get(conv) is not cur:
+                        return  # removed while waiting
                     self.push(message_frame(row))
                     cur.pos = row["seq"]
         except WireError:

@@ -21,6 +21,7 @@ from .frames import dumps
 from .limits import loads_strict, safe_ref
 from .node import NODE_KEY, Node
 from .session import Session
+from .wsguard import GuardedWebSocketResponse
 
 log = logging.getLogger("ccs.ws")
 
@@ -93,11 +94,12 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
             return _http_error(401, err.code, err.message)
         if node.hub.connections_of(identity.user_id) >= s.max_connections_per_user:
             return _http_error(429, "rate_limited", "too many connections for this user")
-    ws = web.WebSocketResponse(
+    ws = GuardedWebSocketResponse(  # refuses unmasked client frames (1002)
         autoping=False, max_msg_size=s.max_frame_bytes, compress=False, timeout=2.0
     )
     await ws.prepare(request)
     await Connection(node, ws, identity).run()
+    await ws.linger()  # a refused oversize frame: let the client read its 1009 first
     return ws
 
 

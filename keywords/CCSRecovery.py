@@ -162,16 +162,27 @@ class CCSRecovery:
             )
 
     @keyword
-    def live_traffic_should_be_consistent(self, database_url: str | None = None) -> dict[str, Any]:
+    def live_traffic_should_be_consistent(
+        self, database_url: str | None = None, settle: timedelta = timedelta(seconds=10)
+    ) -> dict[str, Any]:
         """Reads the conversation's rows and runs the consistency checker over attempts, acks,
         rows and every receiver's frames; fails unless every anomaly count is zero.
 
+        Messages committed just before the traffic stopped may still be on their way: the check
+        waits up to ``settle`` for every receiver to hold every stored message (an event with
+        a timeout, not a pause); whatever is still absent then counts as ``missing``.
         Returns the checker's ``{ok, counts, examples, info}``; each count is recorded as a
         metric with threshold 0.
         """
         traffic = self.traffic
         url = database_url or KitConfig.from_env().database_url
         rows = stored_rows(url, traffic.plan.conversation_id)
+        deadline = time.monotonic() + scaled(settle)
+        while traffic.undelivered(rows) and time.monotonic() < deadline:
+            time.sleep(0.05)  # frames arrive on the loop thread; poll what they delivered
+        late = traffic.undelivered(rows)
+        if late:
+            logger.info(f"still undelivered after {scaled(settle):.0f} s: {late}")
         result = check(traffic.history(rows))
         logger.info(f"checker: {result.summary()}")
         for anomaly, value in result.counts.items():

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
+import socket
 import struct
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -89,15 +91,23 @@ class RawWebSocket:
     status: int = 0
     response_body: bytes = b""
     frames: list[ServerFrame] = field(default_factory=list)
+    #: an unconnected socket to use (e.g. with a small SO_RCVBUF); None: a default one
+    sock: socket.socket | None = None
 
     async def connect(self, timeout_s: float = 5.0) -> int:
         """Open TCP and send the upgrade; return the HTTP status (101 when upgraded)."""
         parts = urlsplit(self.url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.reader, self.writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), timeout_s
-        )
+        if self.sock is not None:
+            self.sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.sock_connect(self.sock, (host, port)), timeout_s)
+            opening = asyncio.open_connection(sock=self.sock)
+        else:
+            opening = asyncio.open_connection(host, port)
+        reader, writer = await asyncio.wait_for(opening, timeout_s)
+        self.reader, self.writer = reader, writer
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {path} HTTP/1.1",
@@ -108,9 +118,9 @@ class RawWebSocket:
             "Sec-WebSocket-Version: 13",
             *(f"{k}: {v}" for k, v in self.headers.items()),
         ]
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        await self.writer.drain()
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout_s)
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout_s)
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         self.status = int(status_line.split()[1])
         if self.status != 101:
@@ -131,10 +141,16 @@ class RawWebSocket:
         """Write ``data`` to the socket exactly as given."""
         writer = self._require_writer()
         writer.write(data)
-        try:
+        # the server may close as soon as it has seen enough; the close is the answer
+        with contextlib.suppress(ConnectionError):
             await writer.drain()
-        except ConnectionError:
-            pass  # the server may close as soon as it has seen enough; the close is the answer
+
+    async def send_while_reading(self, data: bytes, timeout_s: float = 10.0) -> int | None:
+        """Send ``data`` while reading the answer; returns the close code (None: no close
+        frame before the connection ended). For frames the server rejects part-way."""
+        closing = asyncio.ensure_future(self.wait_close(timeout_s))
+        await self.send_bytes(data)
+        return await closing
 
     async def send_frame(self, opcode: int, payload: bytes, **options: object) -> None:
         """Build a frame with :func:`encode_frame` options and send it."""
@@ -170,6 +186,9 @@ class RawWebSocket:
 
         Raises :class:`RawWsError` when neither happens within ``timeout_s``.
         """
+        done = next((f for f in self.frames if f.opcode == OP_CLOSE), None)
+        if done is not None:
+            return done.close_code
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
@@ -193,10 +212,8 @@ class RawWebSocket:
         """Drop the TCP connection (no close handshake: the socket may already be closed)."""
         if self.writer is not None:
             self.writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, TimeoutError):
                 await asyncio.wait_for(self.writer.wait_closed(), 2.0)
-            except (ConnectionError, TimeoutError):
-                pass
             self.writer = None
 
     def _require_writer(self) -> asyncio.StreamWriter:

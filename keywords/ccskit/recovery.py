@@ -188,6 +188,21 @@ class LiveTraffic:
         return {c.alias: self._unacked(c) for c in self.senders if self._unacked(c)}
 
     # ----- checking --------------------------------------------------------------------------
+    def undelivered(self, stored: list[StoredRow]) -> dict[str, list[int]]:
+        """Per receiver, the stored seqs of the traffic window it has not received yet."""
+        wanted = {r.seq for r in stored if r.seq > self.start_head}
+        conv, late = self.plan.conversation_id, {}
+        for c in self.receivers:
+            frames = c.frames[self._frame_start[c.alias] :]
+            got = {
+                d.get("seq")
+                for d in (f.data or {} for f in frames)
+                if d.get("type") == "message" and d.get("conversation_id") == conv
+            }
+            if wanted - got:
+                late[c.alias] = sorted(wanted - got)
+        return late
+
     def history(self, stored: list[StoredRow]) -> History:
         """The checker's input: attempts in first-send order, acks, rows, deliveries."""
         conv = self.plan.conversation_id

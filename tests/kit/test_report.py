@@ -443,7 +443,7 @@ def test_kpis_come_from_the_data_or_are_not_measured() -> None:
 def test_a_latency_kpi_prefers_the_figure_a_test_asserted_over_the_pool() -> None:
     asserted = ("ws_delivery_avg_ms", 6.0, "ms", 50.0, "<=")
     unasserted = ("ws_delivery_avg_ms", 1900.0, "ms", None, "<=")  # a load-limit run
-    run = {
+    run: dict[str, Any] = {
         "tests": [_test("S", "Steady", 0.0, [asserted]), _test("S", "Limit", 9.0, [unasserted])],
         "samples": {"ws_delivery_ms": {"unit": "ms", "values": [5.0, 7.0, 1900.0, 2000.0]}},
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,17 +13,20 @@ import aiohttp
 import asyncpg
 import pytest
 
-from .support import Api, ServerProcess, create_database, drop_database
+from .support import Api, ServerProcess, create_database, drop_database, drop_orphaned_databases
 
 RUN = uuid.uuid4().hex[:6]
-DB_NAME = f"ccs_server_test_{os.getpid()}_{RUN}"
+DB_PREFIX = "ccs_server_test_"
+DB_NAME = f"{DB_PREFIX}{os.getpid()}_{RUN}"
+_NAMES = itertools.count(2)
 
 ServerFactory = Callable[..., Awaitable[ServerProcess]]
 
 
 @pytest.fixture(scope="session")
 async def dsn() -> AsyncIterator[str]:
-    """A database of our own for this test session."""
+    """A database of our own for this test session (and leftovers of killed runs removed)."""
+    await drop_orphaned_databases(DB_PREFIX)
     url = await create_database(DB_NAME)
     try:
         yield url
@@ -30,36 +35,44 @@ async def dsn() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Port files and JSON logs of the server processes."""
+    return tmp_path_factory.mktemp("ccs")
+
+
+@pytest.fixture(scope="session")
+async def server(dsn: str, workdir: Path) -> AsyncIterator[ServerProcess]:
+    """The default server (short repair interval and presence grace for fast tests)."""
+    proc = await ServerProcess(dsn, workdir, "node1").start()
+    try:
+        yield proc
+    finally:
+        await proc.stop()
+
+
+@pytest.fixture
 async def server_factory(
-    dsn: str, tmp_path_factory: pytest.TempPathFactory
+    dsn: str, workdir: Path, server: ServerProcess
 ) -> AsyncIterator[ServerFactory]:
-    """Start servers with given settings, cached per settings; all stopped at the end."""
-    workdir: Path = tmp_path_factory.mktemp("ccs")
-    started: dict[tuple[tuple[str, str], ...], ServerProcess] = {}
-    extra: list[ServerProcess] = []
+    """Start servers with other settings for one test; they are stopped when the test ends.
+
+    The shared PostgreSQL allows 100 connections for every helper and CI job on the machine, so
+    no test keeps its special-purpose nodes (each holds a pool and a LISTEN connection) alive.
+    ``shared=True`` without settings returns the default server.
+    """
+    started: list[ServerProcess] = []
 
     async def factory(name: str = "", shared: bool = True, **overrides: str) -> ServerProcess:
-        key = tuple(sorted(overrides.items()))
-        if shared and key in started:
-            return started[key]
-        proc = ServerProcess(
-            dsn, workdir, name or f"node{len(started) + len(extra) + 1}", **overrides
-        )
-        await proc.start()
-        (started.__setitem__(key, proc) if shared else extra.append(proc))
-        return proc
+        if shared and not overrides:
+            return server
+        proc = ServerProcess(dsn, workdir, name or f"node{next(_NAMES)}", **overrides)
+        started.append(proc)
+        return await proc.start()
 
     try:
         yield factory
     finally:
-        for proc in [*started.values(), *extra]:
-            await proc.stop()
-
-
-@pytest.fixture(scope="session")
-async def server(server_factory: ServerFactory) -> ServerProcess:
-    """The default server (short repair interval and presence grace for fast tests)."""
-    return await server_factory()
+        await asyncio.gather(*(proc.stop() for proc in started))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import psutil
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -49,6 +50,8 @@ class ServerProcess:
             "CCS_LOG_FILE": str(self.log_file),
             "CCS_REPAIR_INTERVAL_MS": "200",
             "CCS_PRESENCE_GRACE_MS": "300",
+            # small pools: the shared PostgreSQL's 100 connections serve every job on the box
+            "CCS_DB_POOL_SIZE": "4",
             **overrides,
         }
         self.proc: asyncio.subprocess.Process | None = None
@@ -279,6 +282,27 @@ async def create_database(name: str) -> str:
     finally:
         await conn.close()
     return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+async def drop_orphaned_databases(prefix: str) -> list[str]:
+    """Drop ``<prefix><pid>_*`` databases whose test process is gone (a run killed mid-way)."""
+    conn = await asyncpg.connect(ADMIN_DSN)
+    dropped = []
+    try:
+        names = [
+            r["datname"]
+            for r in await conn.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
+            )
+        ]
+        for name in names:
+            pid = name[len(prefix) :].split("_", 1)[0]
+            if pid.isdigit() and not psutil.pid_exists(int(pid)):
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                dropped.append(name)
+    finally:
+        await conn.close()
+    return dropped
 
 
 async def drop_database(name: str) -> None:

@@ -134,7 +134,9 @@ async def test_listener_killed_then_reconnects_and_repairs(
     client = await Client.open(server, user, d1)
     reconnects = await _metric(api, "ccs_listener_reconnects_total")
     killed = await db.fetchval(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+        # scoped to our database: other runs of this suite may use the same node names
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = $1 AND datname = current_database()",
         f"ccs-listener {server.name}",
     )
     assert killed == 1

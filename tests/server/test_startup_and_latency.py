@@ -77,6 +77,7 @@ async def test_slow_consumer_is_closed_4001_and_others_unaffected(server_factory
         assert "ccs_slow_consumer_closes_total 1.0" in await resp.text()
     await sender.close()
     await healthy.close()
+    slow.ws.transport.abort()  # it never reads again: do not make the shutdown wait for it
 
 
 def _message_seq(seq: int) -> Callable[[dict[str, Any]], bool]:

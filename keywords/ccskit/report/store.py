@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,15 @@ MERGED_FORMAT = "ccs-metrics/1"
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     """Write ``doc`` atomically: a reader (the report, another process) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # A plain open() honours the umask (mkstemp would make results 0600); pid + thread keep the
+    # temporary name unique between pabot workers and threads.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with tmp.open("w", encoding="utf-8") as out:
             json.dump(doc, out, separators=(",", ":"), allow_nan=False)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -1,0 +1,19 @@
+*** Settings ***
+Documentation       ``resume`` in hello (P9): a malformed seq fails the whole hello closed
+...                 (``bad_request``, close 4500); a seq above the head says so; a conversation
+...                 the user may not read is ``forbidden`` with no head disclosed.
+
+Resource            ../../resources/hostile.resource
+
+Test Template       A Hello Resuming ${resume} Ends With "${outcome}"
+
+
+*** Test Cases ***                              RESUME                                  OUTCOME
+Resume With A Negative Seq                      {"$ARENA": -1}                          bad_request 4500
+Resume With A Fractional Seq                    {"$ARENA": 1.5}                         bad_request 4500
+Resume With A String Seq                        {"$ARENA": "abc"}                       bad_request 4500
+Resume With Seq 2^64                            {"$ARENA": 18446744073709551616}        bad_request 4500
+Resume That Is Not An Object                    \[1, 2]                                bad_request 4500
+Resume Above The Head                           {"$ARENA": 9223372036854775807}         welcome seq_ahead_of_head head=shown
+Resume Of A Conversation Of Others              {"$OSCAR_ROOM": 0}                      welcome forbidden head=hidden
+Resume Of An Unknown Conversation               {"$UNKNOWN": 0}                         welcome forbidden head=hidden

@@ -1,0 +1,18 @@
+*** Settings ***
+Documentation       Frames no client library would send, built byte by byte (RFC 6455): the
+...                 WebSocket layer closes with 1002 (protocol error), 1007 (invalid UTF-8) or
+...                 1009 (over ``max_frame_bytes``); a binary frame is refused in-band.
+
+Resource            ../../resources/hostile.resource
+
+Test Template       Malformed Frame "${kind}" Is Answered With "${outcome}"
+
+
+*** Test Cases ***                              KIND                    OUTCOME
+Unmasked Client Frame                           unmasked                close 1002
+Reserved Opcode                                 reserved_opcode         close 1002
+Reserved Bits Set Without An Extension          rsv_bits                close 1002
+Invalid UTF-8 In A Text Frame                   invalid_utf8            close 1007
+Frame Over The Frame Limit                      oversize                close 1009
+Header Announcing A 1 GB Frame                  oversize_header         close 1009
+Binary Frame                                    binary                  error binary_not_supported

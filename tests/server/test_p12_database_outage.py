@@ -1,0 +1,111 @@
+"""P12: kill -9 of the database under a live node (a private PostgreSQL from the fault kit).
+
+Sockets stay open, sends get a retryable ``unavailable`` within 5 s and are never acknowledged,
+the node recovers without a restart, the retried send is stored once and delivered, and a
+presence change the node could not store during the outage is applied after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from .conftest import RUN
+from .support import Api, Client, ServerProcess, t
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
+
+from ccskit.faults.postgres import PrivatePostgres
+
+
+@pytest.fixture
+async def private_pg() -> AsyncIterator[PrivatePostgres]:
+    pg = await asyncio.to_thread(PrivatePostgres, "ccs")
+    try:
+        await asyncio.to_thread(pg.start)
+        yield pg
+    finally:
+        await asyncio.to_thread(pg.teardown)
+
+
+async def _health_status(http: aiohttp.ClientSession, node: ServerProcess, want: int) -> dict:
+    deadline = time.monotonic() + t(15)
+    body: dict = {}
+    while time.monotonic() < deadline:
+        async with http.get(node.base + "/health") as resp:
+            body = await resp.json()
+            if resp.status == want:
+                return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"/health never answered {want}: {body}")
+
+
+async def test_database_kill_unavailable_then_recovery_without_restart(
+    private_pg: PrivatePostgres, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    node = ServerProcess(
+        private_pg.database_url(),
+        tmp_path,
+        "outage",
+        CCS_DB_TIMEOUT_MS="2000",
+        CCS_NODE_LEASE_MS="1500",
+        CCS_PRESENCE_GRACE_MS="0",  # the offline is attempted while the database is down
+    )
+    await node.start()
+    try:
+        api = Api(node, http, RUN)
+        alice, (a_d,) = await api.user("alice")
+        bob, (b_d, b_gone) = await api.user("bob", devices=2)
+        conv = await api.conversation(alice, bob)
+        a = await Client.open(node, alice, a_d)
+        b = await Client.open(node, bob, b_d)
+        leaving = await Client.open(node, bob, b_gone)
+        assert (await a.send_msg(conv, {"n": 1}, cmid="before"))["type"] == "ack"
+
+        await asyncio.to_thread(private_pg.kill)
+        began = time.monotonic()
+        refused = await a.send_msg(conv, {"n": 2}, cmid="during")
+        assert refused["type"] == "error", refused
+        assert (refused["code"], refused["retryable"]) == ("unavailable", True)
+        assert time.monotonic() - began < t(5)
+        health = await _health_status(http, node, 503)
+        assert health["database"] == "unavailable"
+        await leaving.close()  # its offline cannot be stored now
+        assert not a.closed.is_set() and not b.closed.is_set()  # sockets stay open
+
+        await asyncio.to_thread(private_pg.start)
+        await _health_status(http, node, 200)
+        ack = await a.send_msg(conv, {"n": 2}, cmid="during")  # the same key, retried
+        assert ack["type"] == "ack" and ack["duplicate"] is False, ack
+        assert [m["seq"] for m in await b.wait_messages(conv, 2)] == [1, 2]
+        # the lost offline is re-applied and broadcast once the database is back
+        await b.wait_for(
+            lambda f: (
+                f.get("type") == "presence"
+                and f.get("device_id") == b_gone
+                and f.get("status") == "offline"
+            ),
+            within=6,
+        )
+        conn = await asyncpg.connect(private_pg.database_url())
+        try:
+            status = await conn.fetchval(
+                "SELECT status FROM device_presence WHERE device_id = $1", b_gone
+            )
+            stored = await conn.fetchval(
+                "SELECT count(*) FROM messages WHERE client_msg_id = 'during'"
+            )
+        finally:
+            await conn.close()
+        assert (status, stored) == ("offline", 1)
+        await a.close()
+        await b.close()
+    finally:
+        await node.stop()
