@@ -183,7 +183,7 @@ class PresenceKeeper:
                 log.warning("lease renewal failed", extra={"error": type(exc).__name__})
             self.healthy_since = None
         else:
-            if self.healthy_since is None:
+            if self.healthy_since is None or reset:
                 # peers need a whole lease to renew theirs before a missing one means "dead"
                 self.healthy_since = time.monotonic()
         for step in (self.repair_own, self.reap_dead):

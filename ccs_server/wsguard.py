@@ -15,6 +15,7 @@ connection exactly as the parser itself does for a reserved opcode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiohttp import WebSocketError, WSCloseCode, web
@@ -34,6 +35,8 @@ class MaskGuard:
         self._skip = 0
         #: set once a frame was refused: input is discarded from then on
         self.refused = False
+        #: set once a refused frame has fully arrived
+        self.settled = asyncio.Event()
 
     @property
     def mid_frame(self) -> bool:
@@ -49,14 +52,20 @@ class MaskGuard:
         data = bytes(data)
         if self.refused:
             self._scan(data)  # only to know when the refused frame has fully arrived
+            self._settle()
             return False, b""
         problem = self._scan(data)
         if problem is not None:
             self.refused = True
             self._queue.set_exception(WebSocketError(*problem))
+            self._settle()
             return False, b""
         result: tuple[bool, bytes] = self._parser.feed_data(data)
         return result
+
+    def _settle(self) -> None:
+        if not self.mid_frame:
+            self.settled.set()
 
     def _scan(self, data: bytes) -> tuple[int, str] | None:
         first: tuple[int, str] | None = None
@@ -113,10 +122,9 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
         """Before the handler returns (which closes the socket): read the rest of a refused
         frame, at most ``LINGER_S``, so the close frame is not destroyed by a reset."""
         guard = self._guard
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LINGER_S
-        while guard is not None and guard.mid_frame and loop.time() < deadline:
-            await asyncio.sleep(0.01)  # the rest of the frame arrives from the network
+        if guard is not None and guard.mid_frame:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(guard.settled.wait(), LINGER_S)
 
     def _close_transport(self) -> None:
         """Close the socket; after a refused frame, once its rest has been read (bounded)."""

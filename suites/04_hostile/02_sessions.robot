@@ -35,5 +35,8 @@ A Token Expiring Mid-Connection Closes The Session With 4003
 
 A Second Hello On An Open Session Is A Bad Request
     [Documentation]    ``hello`` is only the first frame; later it is ``bad_request`` in-band.
-    Frame "{"type":"hello","ref":"again","token":"x"}" Is Answered With "error bad_request"
-
+    Eve Is Connected Raw
+    Raw Send Text    eve    {"type":"hello","ref":"again","token":"x"}
+    Raw Error Should Be    eve    bad_request
+    Raw Connection Should Still Work    eve
+    Nothing Was Stored

@@ -1,3 +1,4 @@
+# robocop: off=line-too-long
 *** Settings ***
 Documentation       ``resume`` in hello (P9): a malformed seq fails the whole hello closed
 ...                 (``bad_request``, close 4500); a seq above the head says so; a conversation

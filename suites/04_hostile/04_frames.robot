@@ -1,3 +1,4 @@
+# robocop: off=line-too-long
 *** Settings ***
 Documentation       Malformed frames on an authenticated connection (P16): each gets its documented
 ...                 error in-band and the connection keeps working, or the documented close code.

@@ -1,3 +1,4 @@
+# robocop: off=line-too-long
 *** Settings ***
 Documentation       Per-action membership checks (P15): oscar is a user of the server but not a
 ...                 member of the arena. Every action on it is ``forbidden`` with exactly the text

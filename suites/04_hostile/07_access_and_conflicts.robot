@@ -1,3 +1,4 @@
+# robocop: off=line-too-long
 *** Settings ***
 Documentation       Access that changes while connected, presence of strangers, idempotency keys
 ...                 reused with another body and edits with a stale version (P2, P11, P15).

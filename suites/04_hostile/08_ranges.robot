@@ -1,22 +1,26 @@
+*** Comments ***
+# robocop: off=line-too-long
+
+
 *** Settings ***
-Documentation       Numbers out of range (P7, P16): receipts above the head or not positive,
-...                 history limits outside 1-100 or not integers, seqs that are not integers.
-...                 ``$HEAD+1`` is the arena's head plus one at send time.
+Documentation    Numbers out of range (P7, P16): receipts above the head or not positive,
+...              history limits outside 1-100 or not integers, seqs that are not integers.
+...              ``$HEAD+1`` is the arena's head plus one at send time.
 
-Resource            ../../resources/hostile.resource
+Resource         ../../resources/hostile.resource
 
-Test Template       Frame "${frame}" Is Answered With "${outcome}"
+Test Template    Frame "${frame}" Is Answered With "${outcome}"
 
 
-*** Test Cases ***                              FRAME                                                                                   OUTCOME
-Receipt Above The Head                          {"type":"receipt","ref":"r1","conversation_id":"$ARENA","kind":"read","seq":$HEAD+1}    error out_of_range
-Receipt For Seq Zero                            {"type":"receipt","ref":"r2","conversation_id":"$ARENA","kind":"read","seq":0}          error bad_request
-Receipt For A Negative Seq                      {"type":"receipt","ref":"r3","conversation_id":"$ARENA","kind":"delivered","seq":-5}    error bad_request
-Receipt With A String Seq                       {"type":"receipt","ref":"r4","conversation_id":"$ARENA","kind":"read","seq":"3"}        error bad_request
-Receipt For Seq 2^64                            {"type":"receipt","ref":"r5","conversation_id":"$ARENA","kind":"read","seq":18446744073709551616}    error bad_request
-History Limit Zero                              {"type":"history","ref":"h1","conversation_id":"$ARENA","limit":0}                      error bad_request
-History Limit Negative                          {"type":"history","ref":"h2","conversation_id":"$ARENA","limit":-5}                     error bad_request
-History Limit Over 100                          {"type":"history","ref":"h3","conversation_id":"$ARENA","limit":101}                    error bad_request
-History Limit As A String                       {"type":"history","ref":"h4","conversation_id":"$ARENA","limit":"10"}                   error bad_request
-History After A Fractional Seq                  {"type":"history","ref":"h5","conversation_id":"$ARENA","after_seq":1.5}                error bad_request
-Edit Of A Seq That Does Not Exist               {"type":"edit","ref":"e1","conversation_id":"$ARENA","seq":$HEAD+1,"expected_version":1,"body":"x"}    error not_found
+*** Test Cases ***    FRAME    OUTCOME
+Receipt Above The Head    {"type":"receipt","ref":"r1","conversation_id":"$ARENA","kind":"read","seq":$HEAD+1}    error out_of_range
+Receipt For Seq Zero    {"type":"receipt","ref":"r2","conversation_id":"$ARENA","kind":"read","seq":0}    error bad_request
+Receipt For A Negative Seq    {"type":"receipt","ref":"r3","conversation_id":"$ARENA","kind":"delivered","seq":-5}    error bad_request
+Receipt With A String Seq    {"type":"receipt","ref":"r4","conversation_id":"$ARENA","kind":"read","seq":"3"}    error bad_request
+Receipt For Seq 2^64    {"type":"receipt","ref":"r5","conversation_id":"$ARENA","kind":"read","seq":18446744073709551616}    error bad_request
+History Limit Zero    {"type":"history","ref":"h1","conversation_id":"$ARENA","limit":0}    error bad_request
+History Limit Negative    {"type":"history","ref":"h2","conversation_id":"$ARENA","limit":-5}    error bad_request
+History Limit Over 100    {"type":"history","ref":"h3","conversation_id":"$ARENA","limit":101}    error bad_request
+History Limit As A String    {"type":"history","ref":"h4","conversation_id":"$ARENA","limit":"10"}    error bad_request
+History After A Fractional Seq    {"type":"history","ref":"h5","conversation_id":"$ARENA","after_seq":1.5}    error bad_request
+Edit Of A Seq That Does Not Exist    {"type":"edit","ref":"e1","conversation_id":"$ARENA","seq":$HEAD+1,"expected_version":1,"body":"x"}    error not_found

@@ -1,3 +1,4 @@
+# robocop: off=line-too-long
 *** Settings ***
 Documentation       Limits with explicit codes (P14, P15): the per-connection rate, the per-user
 ...                 connection cap, a client that stops reading and a client that never answers
@@ -17,7 +18,7 @@ A Send Flood From One Connection Is Rate Limited Then Closed With 4002
     ${before}    Messages Stored By    eve-laptop
     ${token}    Hostile Token    valid    eve-laptop
     Open Raw Connection    flood    ${token}
-    ${welcome}    Raw Next Reply    flood
+    Raw Next Reply    flood
     ${count}    Evaluate    ${RATE_LIMIT} * 4
     Raw Send Burst    flood    {"type":"send","ref":"f$N","conversation_id":"$ARENA","client_msg_id":"flood-$N","body":$N}    ${count}
     ${acks}    ${limited}    Count Replies Until Close    flood
@@ -59,7 +60,7 @@ A Client That Never Answers Pings Is Closed With 4004
     [Documentation]    Pings every 0.5 s, no pong and nothing else for 3 s: close 4004.
     ${token}    Hostile Token    valid    oscar-phone
     Open Raw Connection    mute    ${token}
-    ${welcome}    Raw Next Reply    mute
+    Raw Next Reply    mute
     ${how}    Raw Close Code    mute    timeout=8s
     Should Be Equal    ${how}    - 4004
     Nothing Was Stored

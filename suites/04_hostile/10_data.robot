@@ -1,3 +1,4 @@
+# robocop: off=line-too-long
 *** Settings ***
 Documentation       Hostile data is data (P16): bodies with SQL, markup, NUL, bidirectional
 ...                 overrides and emoji sequences are stored (parameterised SQL only) and come back
