@@ -18,6 +18,8 @@ log = logging.getLogger("ccs.hub")
 
 ROW_CACHE_MAX = 10_000
 DISPATCH_BATCH = 500
+# longest wait for this node's own send batch before a notified row is fetched instead
+OWN_SEND_WAIT_S = 0.25
 
 
 class Hub:
@@ -112,7 +114,7 @@ class Hub:
 
     async def _dispatch(self, batch: list[dict[str, Any]]) -> None:
         rows: dict[tuple[str, int], Row] = {}
-        missing: list[tuple[str, int]] = []
+        wanted: dict[tuple[str, int], int] = {}  # key -> version the notification announced
         for ch in batch:
             if ch.get("k") != "m" or ch["c"] not in self.by_conv:
                 continue
@@ -121,7 +123,10 @@ class Hub:
             if row is not None and row["version"] >= ch["v"]:
                 rows[key] = row
             elif key not in rows or rows[key]["version"] < ch["v"]:
-                missing.append(key)
+                wanted[key] = max(wanted.get(key, 0), ch["v"])
+        if wanted:
+            await self._await_own_sends(wanted, rows)
+        missing = list(wanted)
         if missing:
             try:
                 fetched = await self.store.fetch_many(missing)
@@ -142,6 +147,27 @@ class Hub:
             elif kind in ("ma", "mr"):
                 self._membership(ch)
         self.metrics.notifications.inc(len(batch))
+
+    async def _await_own_sends(
+        self, wanted: dict[tuple[str, int], int], rows: dict[tuple[str, int], Row]
+    ) -> None:
+        """Take from ``wanted`` the rows this node's own sends are about to remember.
+
+        A notification travels on the listener connection and can overtake the result of the
+        statement that caused it; the sender remembers the row a moment later. While this node
+        has a send batch in flight for one of these conversations, wait for it (bounded) rather
+        than fetching the row again.
+        """
+        # only inserts (version 1) can come from a send batch; edits are written one by one
+        pending = self.store.group.writing({c for (c, _), v in wanted.items() if v == 1})
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=OWN_SEND_WAIT_S)
+        for key, version in list(wanted.items()):
+            row = self.rows.get(key)
+            if row is not None and row["version"] >= version:
+                rows[key] = self.rows.pop(key)
+                del wanted[key]
 
     def _deliver(self, ch: dict[str, Any], row: Row | None) -> None:
         sessions = self.by_conv.get(ch["c"])
@@ -301,6 +327,10 @@ class Hub:
                 await self._publish_presence(user, device)
         except Exception:
             log.warning("could not store offline presence", extra={"device_id": device})
+
+    async def publish_presence(self, user: str, device: str) -> None:
+        """Broadcast the device's stored presence (used by the lease keeper, leases.py)."""
+        await self._publish_presence(user, device)
 
     async def _publish_presence(self, user: str, device: str) -> None:
         summary = await self.store.user_presence(user)

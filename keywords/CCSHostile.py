@@ -601,6 +601,59 @@ class CCSHostile:
         if late:
             raise AssertionError(f"'{alias}' received after its removal: {late[:3]}")
 
+    @keyword
+    def removed_member_on_another_node_receives_nothing_more(
+        self, device: str, user: str, conversation: str, ws_url: str, window: float = 1.5
+    ) -> int:
+        """``device`` listens on the node at ``ws_url`` (another node than the one the REST
+        removal goes to); after ``member_removed`` it must receive no message of
+        ``conversation`` for ``window`` seconds while the trickle goes on. Returns how many
+        messages it received before the removal."""
+        conv = registry.conversations.get(conversation, conversation)
+        conn = RawWebSocket(ws_url)
+        self._raw[f"{device}@other"] = conn
+        hello: dict[str, Any] = {"type": "hello", "ref": "h"}
+        hello.update(token=self.hostile_token("valid", device), resume={conv: self._head(conv)})
+        self._run(conn.connect(), 10.0)
+        self._run(conn.send_text(json.dumps(hello)), 5.0)
+        before = self._run(self._frames_until(conn, conv, "message", 5.0), 5.0)
+        if not before:
+            raise AssertionError(f"'{device}' got no live message from the node at {ws_url}")
+        BuiltIn().run_keyword("Remove Member", conversation, user)
+        if not self._run(self._frames_until(conn, conv, "member_removed", 5.0), 5.0):
+            raise AssertionError(f"'{device}' got no member_removed from the node at {ws_url}")
+        acked = len(self._by().trickle.acked)
+        late = self._run(self._frames_until(conn, conv, "message", window), window)
+        if late:
+            raise AssertionError(f"'{device}' received after its removal: {late}")
+        if len(self._by().trickle.acked) <= acked:
+            raise AssertionError("the trickle sent nothing during the window: nothing was proven")
+        return len(before)
+
+    @staticmethod
+    async def _frames_until(
+        conn: RawWebSocket, conv: str, frame_type: str, seconds: float
+    ) -> list[dict[str, Any]]:
+        """Frames of ``conv`` read until one of ``frame_type`` (returned list ends with it);
+        an empty list when none came within ``seconds``."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                frame = await conn.read_frame(left)
+            except TimeoutError:
+                break
+            if frame is None:
+                raise AssertionError("the other node closed the connection")
+            if frame.opcode != OP_TEXT:
+                continue
+            data = json.loads(frame.text())
+            if data.get("conversation_id") == conv:
+                seen.append(data)
+                if data.get("type") == frame_type:
+                    return seen
+        return []
+
 
 def _same(where: str, sent: Any, got: Any) -> None:
     if got != sent or json.dumps(got, ensure_ascii=False) != json.dumps(sent, ensure_ascii=False):

@@ -137,6 +137,8 @@ class CCSRecovery:
         seconds = scaled(drain)
         summary = self._loop.run(self.traffic.stop(seconds), seconds + 30)
         logger.info(f"live traffic stopped: {json.dumps(summary)}")
+        if summary["crashes"]:
+            raise AssertionError(f"live traffic senders crashed: {summary['crashes']}")
         recorder.record("traffic attempted", summary["attempted"], "messages")
         recorder.record("traffic unacked after drain", summary["unacked"], "messages", 0, "<=")
         return summary

@@ -317,7 +317,14 @@ class DeviceClient:
         ref = frame.setdefault("ref", self.next_ref())
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[ref] = future
-        await ws.send(json.dumps(frame))
+        try:
+            await ws.send(json.dumps(frame))
+        except ConnectionClosed:
+            # The reader may not have recorded the close yet: report it the same way.
+            self._pending.pop(ref, None)
+            raise DeviceClosed(
+                f"'{self.alias}' connection closed while sending {frame.get('type')} ref={ref}"
+            ) from None
         try:
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:

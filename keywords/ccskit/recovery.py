@@ -46,6 +46,7 @@ class LiveTraffic:
     outcomes: Counter[str] = field(default_factory=Counter)
     _log_start: dict[str, tuple[int, int]] = field(default_factory=dict)
     _frame_start: dict[str, int] = field(default_factory=dict)
+    crashes: list[str] = field(default_factory=list)  # sender tasks that died of an error
     _stop: asyncio.Event | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -123,14 +124,21 @@ class LiveTraffic:
         assert self._stop is not None
         self._stop.set()
         await asyncio.wait(self._tasks, timeout=self.plan.send_timeout_s + 1)
+        # A sender still waiting (for a reconnect, say) must not retry alongside the drain.
+        for task in self._tasks:
+            task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.crashes = [
+            f"{type(r).__name__}: {r}"
+            for r in results
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+        ]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_s
         for client in self.senders:
             failures = 0
             while self._pending(client) and loop.time() < deadline:
                 failures = await self._retry(client, failures, deadline)
-        for task in self._tasks:
-            task.cancel()
         return self.summary()
 
     # ----- observing -------------------------------------------------------------------------
@@ -170,6 +178,7 @@ class LiveTraffic:
             "acked_unique": attempted - unacked,
             "unacked": unacked,
             "replies": dict(self.outcomes),
+            "crashes": list(self.crashes),
             "seconds": round(time.time() - self.started_wall, 3),
         }
 

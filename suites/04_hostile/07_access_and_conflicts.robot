@@ -39,6 +39,13 @@ A Removed Member Stops Receiving At Once
     ${reply}    Send Command    rita-phone    history    conversation_id=arena
     Should Be Equal    ${reply}[code]    forbidden
 
+A Removed Member Stops Receiving At Once On Another Node
+    [Documentation]    nina listens on the run's other server node (same database); she is removed
+    ...    through this suite's node: the other node sends ``member_removed`` and then no
+    ...    message of the arena, while the trickle goes on.
+    The Server Configuration Of This Suite Is Required
+    Removed Member On Another Node Receives Nothing More    nina-phone    nina    arena    ${WS_URL}
+
 Reusing A Client Message Id With Another Body Is Refused
     [Documentation]    Same (device, client_msg_id), different body: ``idempotency_conflict``,
     ...    the first message stays as it was, nothing new is stored.

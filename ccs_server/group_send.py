@@ -1,0 +1,170 @@
+"""Group commit of sends: sends that arrive together share one statement and one commit.
+
+PostgreSQL serialises the commits of transactions that NOTIFY (one cluster-wide lock held through
+the WAL flush), so one commit per message caps the whole node at a few thousand messages/s. Here a
+few writers each take whatever sends piled up while the previous statement ran (no artificial
+delay) and store them with one ``unnest ... CROSS JOIN LATERAL ccs_send(...)`` statement: one
+commit, one notification flush, every promise of a single ``ccs_send`` kept per item:
+
+- an item's ack is resolved only after the statement (and so its commit) returned (P1);
+- ``ccs_send`` runs once per item, in order, inside one transaction: the same key twice in one
+  batch sees its own first insert and answers duplicate / idempotency_conflict (P2);
+- seq comes from the conversation row lock as before; items of one conversation keep their arrival
+  order (stable sort) and one connection has at most one command in flight (P3);
+- a failed statement stored nothing: a connection-level failure answers every item ``unavailable``
+  (P12); any other error (deadlock, one item's bad data) re-runs the items one by one, so one bad
+  item cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from .errors import WireError
+from .ports import WriteResult
+
+log = logging.getLogger("ccs.store")
+
+SendArgs = tuple[str, str, str | None, str, str]  # conversation, user, device, client_msg_id, body
+Fetch = Callable[..., Awaitable[list[asyncpg.Record]]]
+SendOne = Callable[[SendArgs], Awaitable[WriteResult]]
+
+GROUP_SEND_SQL = (
+    "SELECT t.i, s.outcome, s.id, s.conversation_id, s.seq, s.sender_user_id, s.sender_device_id,"
+    " s.client_msg_id, s.body::text AS body, s.version, s.deleted, s.created_at, s.edited_at"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+    " WITH ORDINALITY AS t(c, u, d, m, b, i)"
+    " CROSS JOIN LATERAL ccs_send(t.c, t.u, t.d, t.m, t.b::json) s ORDER BY t.i"
+)
+
+
+@dataclass
+class _Item:
+    args: SendArgs
+    fut: asyncio.Future[WriteResult]
+
+
+@dataclass
+class _Batch:
+    items: list[_Item]
+    convs: set[str] = field(default_factory=set)
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupSender:
+    """Queue of sends drained by at most ``writers`` concurrent group statements."""
+
+    def __init__(self, fetch: Fetch, send_one: SendOne, writers: int, max_batch: int) -> None:
+        self._fetch = fetch
+        self._send_one = send_one
+        self.writers = max(1, writers)
+        self.max_batch = max(1, max_batch)
+        self._queue: list[_Item] = []
+        self._active = 0
+        self._inflight: list[_Batch] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references to running writers
+
+    async def send(self, args: SendArgs) -> WriteResult:
+        """Queue one send; resolves after the statement holding it has committed."""
+        fut: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Item(args, fut))
+        if self._active < self.writers:
+            self._active += 1
+            task = asyncio.create_task(self._write_loop(), name="group-writer")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # shield: a sender that goes away must not cancel a result other code resolves
+        return await asyncio.shield(fut)
+
+    def writing(self, convs: Iterable[str]) -> list[asyncio.Future[None]]:
+        """Completion of the batches now being written that touch any of ``convs``.
+
+        Done only after the senders of the batch have run their continuation (see ``_write``).
+        """
+        wanted = set(convs)
+        return [b.done for b in self._inflight if not b.convs.isdisjoint(wanted)]
+
+    async def _write_loop(self) -> None:
+        try:
+            while self._queue:
+                items = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+                await self._write(items)
+        finally:
+            self._active -= 1
+
+    async def _write(self, items: list[_Item]) -> None:
+        # one lock order (conversation rows) for every batch, so two batches cannot deadlock;
+        # the sort is stable: one conversation's sends keep their arrival order
+        items.sort(key=lambda it: it.args[0])
+        batch = _Batch(items, {it.args[0] for it in items})
+        self._inflight.append(batch)
+        try:
+            await self._store(items)
+            # let the senders run first (they remember their rows for the fan-out), so whoever
+            # waits on ``done`` finds the rows there
+            await asyncio.sleep(0)
+        finally:
+            for it in items:
+                if not it.fut.done():  # only when this writer was cancelled (shutdown)
+                    it.fut.set_exception(_unavailable())
+            self._inflight.remove(batch)
+            batch.done.set_result(None)
+
+    async def _store(self, items: list[_Item]) -> None:
+        cols: list[list[Any]] = [list(col) for col in zip(*(it.args for it in items), strict=True)]
+        try:
+            recs = await self._fetch(GROUP_SEND_SQL, *cols)
+        except WireError:
+            # the database is unreachable: nothing of the statement was stored, nobody is acked
+            for it in items:
+                _settle(it.fut, exc=_unavailable())
+            return
+        except Exception:
+            log.warning("group send failed; storing its items one by one", exc_info=True)
+            await self._store_each(items)
+            return
+        by_index = {rec["i"]: rec for rec in recs}
+        for index, it in enumerate(items, start=1):
+            rec = by_index.get(index)
+            if rec is None:  # ccs_send returns exactly one row per call; never acked blindly
+                _settle(it.fut, exc=RuntimeError("group send returned no row for an item"))
+                continue
+            row = dict(rec)
+            del row["i"]
+            _settle(it.fut, WriteResult(row["outcome"], row))
+
+    async def _store_each(self, items: list[_Item]) -> None:
+        for it in items:
+            if it.fut.done():
+                continue
+            try:
+                _settle(it.fut, await self._send_one(it.args))
+            except Exception as exc:
+                _settle(it.fut, exc=exc)
+
+
+def _unavailable() -> WireError:
+    # a fresh error per item: handlers mutate ``extra`` of the error they send
+    return WireError("unavailable", "database unavailable; nothing was stored, retry")
+
+
+def _settle(
+    fut: asyncio.Future[WriteResult],
+    result: WriteResult | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)  # type: ignore[arg-type]
