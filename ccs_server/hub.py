@@ -159,10 +159,25 @@ class Hub:
         than fetching the row again.
         """
         # only inserts (version 1) can come from a send batch; edits are written one by one
-        pending = self.store.group.writing({c for (c, _), v in wanted.items() if v == 1})
-        if not pending:
-            return
-        await asyncio.wait(pending, timeout=OWN_SEND_WAIT_S)
+        convs = {c for (c, _), v in wanted.items() if v == 1}
+        # batches started later than now cannot have written an already notified row
+        pending = set(self.store.group.writing(convs))
+        deadline = asyncio.get_running_loop().time() + OWN_SEND_WAIT_S
+        while pending and convs:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            done, pending = await asyncio.wait(
+                pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            if done:  # the senders of a finished batch have remembered their rows
+                self._take_remembered(wanted, rows)
+                convs = {c for (c, _), v in wanted.items() if v == 1}
+
+    def _take_remembered(
+        self, wanted: dict[tuple[str, int], int], rows: dict[tuple[str, int], Row]
+    ) -> None:
+        """Move rows now in the cache from ``wanted`` to ``rows``."""
         for key, version in list(wanted.items()):
             row = self.rows.get(key)
             if row is not None and row["version"] >= version:

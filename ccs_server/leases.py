@@ -79,7 +79,7 @@ class RedisLeases:
         """
         keys = [EPOCH_KEY, *(LEASE_KEY.format(n) for n in nodes)]
         epoch, *values = await self.link.call(self.link.client.mget(keys))
-        if False:
+        if epoch is None or epoch != self.epoch:
             return set(nodes)
         return {n for n, val in zip(nodes, values, strict=True) if val is not None}
 
@@ -191,7 +191,7 @@ class PresenceKeeper:
                 log.warning("lease renewal failed", extra={"error": type(exc).__name__})
             self.healthy_since = None
         else:
-            if self.healthy_since is None:
+            if self.healthy_since is None or reset:
                 # peers need a whole lease to renew theirs before a missing one means "dead"
                 self.healthy_since = time.monotonic()
         for step in (self.repair_own, self.reap_dead):

@@ -15,6 +15,7 @@ from typing import Any
 from . import kpis, stats
 
 DEFAULT_LIMIT_PCT = 20.0
+NOISE_FLOOR = {"ms": 1.0, "s": 0.001, "us": 1000.0, "µs": 1000.0}
 _LOWER_UNITS = {"ms", "s", "us", "µs", "MiB", "KiB", "B"}
 
 
@@ -59,7 +60,12 @@ class Change:
     @property
     def regressed(self) -> bool:
         worse = self.worse_pct
-        return worse is not None and worse > self.limit_pct
+        return worse is not None and worse > self.limit_pct and self._beyond_noise()
+
+    def _beyond_noise(self) -> bool:
+        # 0.3 ms -> 0.5 ms is +67 % and nothing a user can see: timings need a real difference too.
+        floor = NOISE_FLOOR.get(self.unit, 0.0)
+        return abs(self.after - self.before) >= floor
 
     @property
     def improved(self) -> bool:
@@ -117,12 +123,18 @@ def tests(
 def kpi_changes(
     current: list[kpis.KpiResult], previous: list[kpis.KpiResult], limit_pct: float
 ) -> dict[str, Change]:
-    """Changes of KPIs measured in both runs, keyed by KPI key."""
+    """Changes of KPIs measured in both runs from the same figures, keyed by KPI key.
+
+    A KPI taken from other tests or samples than last time (a wider run, a new suite) is a
+    different measurement, not a change: comparing it would flag noise as a regression.
+    """
     before = {k.spec.key: k for k in previous if k.value is not None}
     out = {}
     for kpi in current:
         old = before.get(kpi.spec.key)
         if kpi.value is not None and old is not None and old.value is not None:
+            if old.basis != kpi.basis:
+                continue
             out[kpi.spec.key] = Change(
                 kpi.spec.label, old.value, kpi.value, kpi.spec.unit, kpi.spec.better, limit_pct
             )

@@ -162,6 +162,11 @@ class KpiResult:
     sources: list[str] = field(default_factory=list)
 
     @property
+    def basis(self) -> tuple[str, ...]:
+        """What the value was computed from: two runs compare only on the same basis."""
+        return (self.detail.split(" (")[0].split(";")[0], *sorted(self.sources))
+
+    @property
     def measured(self) -> bool:
         return self.value is not None
 

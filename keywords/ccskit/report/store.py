@@ -156,11 +156,19 @@ def _history_run_id(path: Path) -> str | None:
         return None
 
 
+OVERLAP_WANTED = 0.5
+
+
 def previous_run(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None:
-    """The newest kept run that started before ``current`` and is not ``current`` itself."""
+    """The run to compare with: the newest earlier run that ran at least half of this run's tests.
+
+    So ``make stress`` compares with the last stress run and ``make run`` with the last functional
+    run; when no earlier run is that similar, the newest earlier run with any test in common.
+    """
     run = current.get("run", {})
     started = run.get("started") or time.time()
-    best: tuple[float, dict[str, Any]] | None = None
+    names = _test_names(current)
+    candidates: list[tuple[float, float, dict[str, Any]]] = []
     for path in folder.glob("metrics-*.json"):
         try:
             doc = read_json(path)
@@ -170,6 +178,13 @@ def previous_run(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
         other_start = other.get("started") or 0.0
         if other.get("id") == run.get("id") or other_start >= started:
             continue
-        if best is None or other_start > best[0]:
-            best = (other_start, doc)
-    return best[1] if best else None
+        shared = len(names & _test_names(doc)) / len(names) if names else 0.0
+        candidates.append((shared, other_start, doc))
+    similar = [c for c in candidates if c[0] >= OVERLAP_WANTED] or [
+        c for c in candidates if c[0] > 0
+    ]
+    return max(similar, key=lambda c: c[1])[2] if similar else None
+
+
+def _test_names(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(t.get("suite", ""), t.get("test", "")) for t in doc.get("tests", [])}
