@@ -81,8 +81,9 @@ class GroupSender:
             task = asyncio.create_task(self._write_loop(), name="group-writer")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        # shield: a sender that goes away must not cancel a result other code resolves
-        return await asyncio.shield(fut)
+        # a sender that goes away cancels ``fut``; the writer skips settled futures (the item
+        # may still be stored: unacknowledged, a retry with the same key answers duplicate)
+        return await fut
 
     def writing(self, convs: Iterable[str]) -> list[asyncio.Future[None]]:
         """Completion of the batches now being written that touch any of ``convs``.

@@ -597,3 +597,35 @@ def test_sampler_finds_the_server_listening_on_a_local_sut_url(
         assert sampler.server_pid() is None
     finally:
         child.communicate("", timeout=10)
+
+
+def test_a_tiny_timing_change_is_not_a_regression() -> None:
+    assert not compare.Change("x", 0.3, 0.5, "ms", "lower").regressed  # +67 %, 0.2 ms
+    assert compare.Change("x", 3.0, 5.0, "ms", "lower").regressed
+
+
+def test_kpis_from_different_figures_are_not_compared() -> None:
+    def run(tests: list[dict[str, Any]]) -> list[kpis.KpiResult]:
+        return kpis.evaluate({"tests": tests})
+
+    steady = _test("S", "Steady", 0.0, [("ws_delivery_avg_ms", 6.0, "ms", 50.0, "<=")])
+    other = _test("S", "Other", 0.0, [("ws_delivery_avg_ms", 30.0, "ms", 50.0, "<=")])
+    same = compare.kpi_changes(run([other]), run([_test("S", "Other", 0.0, []), steady]), 20)
+    assert "ws_delivery_time" not in same  # Steady's figure last time, Other's now
+    again = compare.kpi_changes(run([{**steady, "metrics": other["metrics"]}]), run([steady]), 20)
+    assert again["ws_delivery_time"].regressed
+
+
+def test_the_previous_run_is_the_newest_one_that_ran_the_same_tests(tmp_path: Path) -> None:
+    def doc(run_id: str, start: float, names: list[str]) -> dict[str, Any]:
+        return _process_doc(run_id, 1, start, [_test("S", n, start, []) for n in names])
+
+    history = tmp_path / "history"
+    store.write_json(history / "metrics-a.json", doc("full-old", 100.0, ["A", "B", "C"]))
+    store.write_json(history / "metrics-b.json", doc("one-suite", 200.0, ["A"]))
+    store.write_json(history / "metrics-c.json", doc("unrelated", 250.0, ["Z"]))
+    current = doc("full-new", 300.0, ["A", "B", "C"])
+    previous = store.previous_run(history, current)
+    assert previous is not None and previous["run"]["id"] == "full-old"
+    only_a = store.previous_run(history, doc("a-new", 300.0, ["A", "X", "Y"]))
+    assert only_a is not None and only_a["run"]["id"] == "one-suite"

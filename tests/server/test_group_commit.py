@@ -210,3 +210,22 @@ async def test_concurrent_senders_gapless_one_row_per_key_acks_match(
             assert (row["sender_device_id"], row["client_msg_id"]) == (devs[0], f"{devs[0]}-{i}")
         hot_seqs = [a["seq"] for a in acks if a["conversation_id"] == hot]
         assert hot_seqs == sorted(hot_seqs)  # one connection's sends keep their order
+
+
+async def test_a_sender_that_goes_away_does_not_disturb_its_batch(
+    api: Api, store: PgStore, db: asyncpg.Connection
+) -> None:
+    """A cancelled sender (its connection closed) leaves the other items of the batch acked."""
+    user, (dev,) = await api.user("gc-cancel")
+    conv = await api.conversation(user)
+    tasks = [asyncio.create_task(store.send(conv, user, dev, f"k{i}", f'"{i}"')) for i in range(3)]
+    await asyncio.sleep(0)  # the sends are queued; the writer has not taken them yet
+    tasks[1].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert [r.outcome for r in (results[0], results[2])] == ["created", "created"]  # type: ignore[union-attr]
+    # the cancelled item was already part of the statement: stored, never acknowledged
+    rows = await _rows(db, conv)
+    assert [r["client_msg_id"] for r in rows] == ["k0", "k1", "k2"]
+    again = await store.send(conv, user, dev, "k1", '"1"')
+    assert again.outcome == "duplicate"  # its retry finds it

@@ -164,6 +164,8 @@ class Comparison:
     statuses: dict[tuple[str, str], StatusChange]
     kpis: dict[str, Change]
     latency: list[Change]
+    tests_before: int = 0  # tests in the previous run
+    tests_shared: int = 0  # of which this run ran too
 
     def regressions(self) -> list[Change | StatusChange]:
         found: list[Change | StatusChange] = [s for s in self.statuses.values() if s.regressed]
@@ -183,6 +185,11 @@ def compare(
     figures, statuses = tests(current, previous, limit_pct)
     return Comparison(
         previous_run=previous.get("run", {}),
+        tests_before=len(previous.get("tests", [])),
+        tests_shared=len(
+            {_test_key(t) for t in previous.get("tests", [])}
+            & {_test_key(t) for t in current.get("tests", [])}
+        ),
         figures=figures,
         statuses=statuses,
         kpis=kpi_changes(kpis.evaluate(current), kpis.evaluate(previous), limit_pct),

@@ -134,7 +134,8 @@ def _changes(comparison: Comparison | None, limit_pct: float) -> str:
     improvements = comparison.improvements()
     head = (
         f'<h2>Change since previous run</h2><p class="meta">Compared with run '
-        f"<code>{escape(str(prev.get('id')))}</code> started {_utc(prev.get('started'))}. "
+        f"<code>{escape(str(prev.get('id')))}</code> started {_utc(prev.get('started'))} "
+        f"({comparison.tests_before} test entries, {comparison.tests_shared} also in this run). "
         f"A figure more than {limit_pct:g} % worse is a regression.</p>"
     )
     if not regressions and not improvements:
