@@ -27,8 +27,8 @@ services: ## Make sure PostgreSQL and Redis answer (start or install them if nee
 	@bash scripts/ensure_services.sh
 
 run: services venv ## Main job: start the reference server, run the functional suites, write results/
-	$(BIN)/python scripts/run_suites.py $(ROBOT_ARGS)
-	-@$(BIN)/python scripts/report.py --quiet
+	$(BIN)/python scripts/run_suites.py $(ROBOT_ARGS); rc=$$?; \
+	  $(BIN)/python scripts/report.py --quiet; exit $$rc
 
 test: services venv lint pytest acceptance ## The project's own tests: lint, pytest, acceptance suites
 
@@ -37,12 +37,12 @@ suite: services venv ## Run one suite: make suite NAME=message_flow
 	$(BIN)/python scripts/run_suites.py --suite "$(NAME)" --include-all $(ROBOT_ARGS)
 
 stress: services venv ## Phase 2 stress suites in parallel with pabot, one merged report
-	$(BIN)/python scripts/run_suites.py --pabot $(PROCESSES) --only stress $(ROBOT_ARGS)
-	-@$(BIN)/python scripts/report.py --quiet
+	$(BIN)/python scripts/run_suites.py --pabot $(PROCESSES) --only stress $(ROBOT_ARGS); rc=$$?; \
+	  $(BIN)/python scripts/report.py --quiet; exit $$rc
 
 faults: services venv ## Every fault-injection suite (private PostgreSQL/Redis, killed nodes)
-	$(BIN)/python scripts/run_suites.py --only fault $(ROBOT_ARGS)
-	-@$(BIN)/python scripts/report.py --quiet
+	$(BIN)/python scripts/run_suites.py --only fault $(ROBOT_ARGS); rc=$$?; \
+	  $(BIN)/python scripts/report.py --quiet; exit $$rc
 
 bench: services venv ## Benchmark sweep and raw limits -> results/bench.json
 	$(BIN)/python scripts/bench.py

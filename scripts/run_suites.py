@@ -19,6 +19,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     # pabot starts "robot" from PATH: make it the one next to this interpreter (the venv's).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # One id for the whole run, so the metrics of every pabot worker merge into one report.
+    env.setdefault("CCS_RUN_ID", time.strftime("run-%Y%m%dT%H%M%SZ", time.gmtime()))
     server: ServerProcess | None = None
     if not env.get("SUT_URL"):
         server = ServerProcess(log_dir=Path(args.outputdir) / "server")
