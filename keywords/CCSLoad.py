@@ -12,8 +12,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
 
-from ccskit.bench import races
-from ccskit.bench.monitor import ServerMonitor, listening_pid, server_db_connections
+from ccskit.bench import races, reliability
+from ccskit.bench.monitor import (
+    CommitSampler,
+    ServerMonitor,
+    listening_pid,
+    server_db_connections,
+)
 from ccskit.checker import ANOMALIES, CheckResult, check
 from ccskit.config import KitConfig, scaled, target
 from ccskit.ids import unique_id
@@ -197,17 +202,42 @@ class CCSLoad:
         run = self._fleet(name)
         seconds = duration.total_seconds() if duration else None
         planned = seconds if seconds is not None else (count or 0) / rate
+        commits = CommitSampler(KitConfig.from_env().database_url)
+        self._run(self._start(commits), 10)
         stats: PhaseStats = self._run(
             run.send_phase(rate, seconds, count, drain_timeout_s=scaled(drain)),
             planned + scaled(drain) + 30,
         )
-        result = stats.as_dict()
+        result = {**stats.as_dict(), "db_transactions_per_s": self._tx_rate(run, stats, commits)}
         logger.info(f"fleet '{name}' phase {stats.phase}: {json.dumps(result, default=str)}")
         # Sample names follow the report's rules (ccskit.report): ws_* delivery, db_* operation.
         recorder.add_samples("ws_delivery_ms", self._latencies(run, stats.phase), "ms")
         recorder.add_samples("db_op_ms", self._ack_times(run, stats.phase), "ms")
         recorder.add_point("throughput_msgs_per_s", stats.ack_rate_per_s, "msg/s")
+        for point in reliability.latency_timeline(run, stats.phase):
+            recorder.add_point("ws_delivery_p50_ms", point.p50_ms, "ms", point.t)
+            recorder.add_point("ws_delivery_p99_ms", point.p99_ms, "ms", point.t)
         return result
+
+    @staticmethod
+    async def _start(sampler: CommitSampler) -> None:
+        sampler.start()
+
+    def _tx_rate(self, run: LoadRun, stats: PhaseStats, sampler: CommitSampler) -> float | None:
+        """Committed transactions per second of the database while the phase was sending
+        (None, logged, when the phase was too short or pg_stat_database unreadable)."""
+        try:
+            self._run(sampler.stop(), 15)
+        except Exception as exc:  # the load itself must not fail for want of a statistic
+            logger.warn(f"pg_stat_database not readable, no transaction rate: {exc!r}")
+            return None
+        sched = [r.t_sched for r in run.sent if r.phase == stats.phase]
+        if not sched:
+            return None
+        rate = sampler.rate_between(min(sched) + run.epoch_offset, max(sched) + run.epoch_offset)
+        if rate is None:
+            logger.info("send phase too short for a database transaction rate (needs > 3 s)")
+        return rate
 
     @staticmethod
     def _ack_times(run: LoadRun, phase: int) -> list[float]:
@@ -337,6 +367,32 @@ class CCSLoad:
                     )
                 compared += 1
         return compared
+
+    # ----- reliability -----------------------------------------------------------------------
+    @keyword
+    def connection_uptime_pct(self, *names: str) -> float:
+        """Percent of the time the held connections of the named fleets were open, of the time
+        they should have been (from each one's welcome until now; a close the kit did not ask
+        for stops its clock). 100 means no connection dropped."""
+        up = reliability.uptime(self._fleet(n) for n in names)
+        if not up.connections:
+            raise AssertionError(f"fleets {names} hold no connection: no uptime to measure")
+        logger.info(
+            f"uptime of {up.connections} connections: {up.open_s:,.1f} of {up.wanted_s:,.1f} "
+            f"connection-seconds open ({up.pct:.4f} %), {up.closed} closed unexpectedly"
+        )
+        return up.pct
+
+    @keyword
+    def delivery_success_pct(self, *names: str) -> float:
+        """Percent of the expected deliveries that arrived: every send attempted into a room
+        in a send phase, owed once to each held member device connected before it was
+        scheduled. A refused send, a lost message or a dropped member lowers it."""
+        success = reliability.delivery_success(self._fleet(n) for n in names)
+        if not success.expected:
+            raise AssertionError(f"fleets {names} expected no delivery: nothing to measure")
+        logger.info(success.describe())
+        return success.pct
 
     # ----- races (Test 2.1) ------------------------------------------------------------------
     @keyword

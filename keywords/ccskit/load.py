@@ -165,6 +165,7 @@ class LeanConnection:
         "closed",
         "counted",
         "device",
+        "opened_at",
         "received",
         "run",
         "ws",
@@ -178,6 +179,7 @@ class LeanConnection:
         self.ws: ClientConnection | None = None
         self.received: list[Received] = []
         self.closed: Closed | None = None
+        self.opened_at = 0.0  # epoch seconds of the welcome; 0 until then (uptime counts from it)
         self._refs = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -202,6 +204,7 @@ class LeanConnection:
                     break
                 if frame.get("type") == "error":
                     raise RuntimeError(f"{self.device.device_id}: hello refused: {frame}")
+        self.opened_at = time.time()
         self._reader = asyncio.create_task(self._read(), name=f"read-{self.device.device_id}")
 
     async def send(self, record: Sent, body: Any) -> None:
@@ -336,6 +339,8 @@ class LoadRun:
         self.acked = 0
         self.failed = 0
         self.delivered = 0
+        # Records keep perf_counter times; this turns them into epoch seconds for the report.
+        self.epoch_offset = time.time() - time.perf_counter()
         self._phases = itertools.count(1)
         self._serial = itertools.count(1)
 

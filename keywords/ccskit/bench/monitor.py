@@ -98,6 +98,57 @@ async def server_db_connections(dsn: str, pid: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+COMMITS_SQL = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+
+
+class CommitSampler:
+    """Samples ``pg_stat_database.xact_commit`` of the DSN's database every ``interval_s``.
+
+    Database-wide: every client of that database counts. A busy PostgreSQL (15+) backend
+    publishes its counts about once a second and an idle one up to 10 s later, so a delta
+    between two readings around a phase is badly off; the *slope* of readings taken while the
+    load runs is not (every reading lags by the same second or so).
+    """
+
+    def __init__(self, dsn: str, interval_s: float = 1.0) -> None:
+        self.dsn = dsn
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, int]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start sampling on the running loop."""
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        conn = await asyncpg.connect(self.dsn, timeout=10)
+        try:
+            while True:
+                n = await conn.fetchval(COMMITS_SQL, timeout=10)
+                self.samples.append((time.time(), int(n)))
+                await asyncio.sleep(self.interval_s)
+        finally:
+            await conn.close()
+
+    async def stop(self) -> list[tuple[float, int]]:
+        """Stop sampling and return the readings; raises what broke the sampling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return self.samples
+
+    def rate_between(self, start: float, end: float, min_span_s: float = 2.0) -> float | None:
+        """Commits per second from the first reading after ``start`` + 1 s (the readings lag
+        about a second) to the last one before ``end``; None when they span under
+        ``min_span_s``."""
+        inside = [(t, n) for t, n in self.samples if start + 1.0 <= t <= end]
+        if len(inside) < 2 or inside[-1][0] - inside[0][0] < min_span_s:
+            return None
+        (t0, n0), (t1, n1) = inside[0], inside[-1]
+        return (n1 - n0) / (t1 - t0)
+
+
 @dataclass
 class MonitorReport:
     """What a :class:`ServerMonitor` saw."""
