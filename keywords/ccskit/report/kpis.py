@@ -117,7 +117,7 @@ SPECS: tuple[KpiSpec, ...] = (
         "Database transaction rate",
         "higher",
         "tx/s",
-        re.compile(r"\btx|transaction|(commits?|inserts?|writes?)[ _]?per[ _]?s", re.I),
+        re.compile(r"(^|[ _])tx|transaction|(commits?|inserts?|writes?)[ _]?per[ _]?s", re.I),
         _is_rate,
     ),
     KpiSpec(
