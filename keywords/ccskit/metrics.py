@@ -96,7 +96,12 @@ class Recorder:
     def fault_event(self, kind: str, event: str, detail: str = "", t: float | None = None) -> None:
         with self._lock:
             self.faults.append(
-                {"t": time.time() if t is None else t, "kind": kind, "event": event, "detail": detail}
+                {
+                    "t": time.time() if t is None else t,
+                    "kind": kind,
+                    "event": event,
+                    "detail": detail,
+                }
             )
 
     def take_current(self) -> list[Metric]:
