@@ -30,7 +30,7 @@ run: services venv ## Main job: start the reference server, run the functional s
 	$(BIN)/python scripts/run_suites.py $(ROBOT_ARGS); rc=$$?; \
 	  $(BIN)/python scripts/report.py --quiet; exit $$rc
 
-test: services venv lint pytest acceptance ## The project's own tests: lint, pytest, acceptance suites
+test: services venv lint libdoc pytest acceptance ## The project's own tests: lint, keyword docs, pytest, acceptance suites
 
 suite: services venv ## Run one suite: make suite NAME=message_flow
 	@test -n "$(NAME)" || { echo "usage: make suite NAME=<suite name, e.g. message_flow>"; exit 2; }
