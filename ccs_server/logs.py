@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 # JWTs (three base64url parts, the first starting with "eyJ") and token=... query parameters
 _SECRET_RE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|(token=)[^&\s\"']+")
@@ -38,6 +39,9 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str, path: str = "") -> None:
     """Route every logger (aiohttp's included) through the JSON formatter."""
+    if path:
+        # A log file under a fresh output folder (e.g. a pabot worker's) must not stop the start.
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     handler: logging.Handler = (
         logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
     )

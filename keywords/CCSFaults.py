@@ -376,12 +376,16 @@ class CCSFaults:
 
     # -- timeline -----------------------------------------------------------------------
     @keyword
-    def record_fault_event(self, kind: str, event: str, detail: str = "") -> None:
+    def record_fault_event(
+        self, kind: str, event: str, detail: str = "", t: float | None = None
+    ) -> None:
         """Add an event to the fault timeline, e.g. the first acknowledged send after recovery.
+
+        ``t`` is the wall-clock time of the event (epoch seconds); default now.
 
         | Record Fault Event | db_kill | first_ack | message ${id} |
         """
-        self._kit.timeline.record(kind, event, detail)
+        self._kit.timeline.record(kind, event, detail, t)
 
     @keyword
     def seconds_since_fault(self, kind: str, event: str = INJECTED) -> float:

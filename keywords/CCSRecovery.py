@@ -137,11 +137,29 @@ class CCSRecovery:
         seconds = scaled(drain)
         summary = self._loop.run(self.traffic.stop(seconds), seconds + 30)
         logger.info(f"live traffic stopped: {json.dumps(summary)}")
+        self._mark_first_acks()
         if summary["crashes"]:
             raise AssertionError(f"live traffic senders crashed: {summary['crashes']}")
         recorder.record("traffic attempted", summary["attempted"], "messages")
         recorder.record("traffic unacked after drain", summary["unacked"], "messages", 0, "<=")
         return summary
+
+    def _mark_first_acks(self) -> None:
+        """Put the first acknowledged send after each recovery on the fault timeline, so the
+        report's fault timeline shows it for every fault, not only where a test asserted it."""
+        faults: Any = BuiltIn().get_library_instance("CCSFaults")
+        timeline = faults.get_fault_timeline()
+        for i, event in enumerate(timeline):
+            if event["event"] != "recovered":
+                continue
+            later = (e for e in timeline[i + 1 :] if e["kind"] == event["kind"])
+            following = next(later, None)
+            if following is not None and following["event"] == "first_ack":
+                continue
+            first = self.traffic.first_ack_after(event["t"])
+            if first is not None and (following is None or first < following["t"]):
+                detail = f"{first - event['t']:.3f} s after recovery (live traffic)"
+                faults.record_fault_event(event["kind"], "first_ack", detail, t=first)
 
     @keyword
     def stop_live_traffic_if_running(self) -> None:
@@ -230,7 +248,7 @@ class CCSRecovery:
                 f"recovered; {self.traffic.summary()}"
             )
         seconds = round(first - back, 3)
-        faults.record_fault_event(kind, "first_ack", f"{seconds:.3f} s after recovery")
+        faults.record_fault_event(kind, "first_ack", f"{seconds:.3f} s after recovery", t=first)
         limit_s = limit.total_seconds()
         recorder.record("recovery_time_s", seconds, "s", limit_s, "<=")
         logger.info(f"'{kind}': first acknowledged send {seconds:.3f} s after recovery")

@@ -2,8 +2,10 @@
 
 An idle LISTEN connection shows in ``pg_stat_activity`` as ``state = 'idle'``,
 ``wait_event = 'ClientRead'`` and, as its last statement, ``query = 'LISTEN "channel"'``
-(checked with asyncpg's ``add_listener`` on PostgreSQL 15). A listener connection that ran another
-statement since is indistinguishable from a pool connection, so the match is on the last query.
+(checked with asyncpg's ``add_listener`` on PostgreSQL 15). A listener that has run another
+statement since (the reference server probes its listener with ``SELECT 1``) looks like a pool
+connection, so a backend also counts as a listener when its application name says so: the
+reference server names it ``ccs-listener <node>``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ SELECT pid, datname, application_name, state, query
 """
 _BY_APP = " AND application_name = %(app)s"
 _BY_DB = " AND datname = %(db)s"
-_LISTENERS = " AND state = 'idle' AND query ILIKE 'LISTEN%%'"
+_LISTENERS = (
+    " AND ((state = 'idle' AND query ILIKE 'LISTEN%%') OR application_name ILIKE 'ccs-listener%%')"
+)
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ class FaultTimeline:
         self._events: list[FaultEvent] = []
         self._lock = threading.Lock()
 
-    def record(self, kind: str, event: str, detail: str = "") -> FaultEvent:
-        entry = FaultEvent(time.time(), kind, event, detail)
+    def record(self, kind: str, event: str, detail: str = "", t: float | None = None) -> FaultEvent:
+        entry = FaultEvent(time.time() if t is None else t, kind, event, detail)
         with self._lock:
             self._events.append(entry)
         recorder.fault_event(kind, event, detail, t=entry.t)
