@@ -30,6 +30,9 @@ from ccskit.server import ServerProcess, ServerStartError  # noqa: E402
 DEFAULT_EXCLUDES = ("stress", "fault")
 FAST_FAULT_TAG = "fast-fault"
 LISTENER = ROOT / "keywords" / "CCSMetricsListener.py"
+# Keeps each hostile run in one process (its log check needs every token the suite handed out)
+# and lets the error-recovery suite start only when everything else has finished.
+PABOT_ORDERING = ROOT / "suites" / "pabot-ordering.txt"
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -82,9 +85,13 @@ def robot_options(args: argparse.Namespace) -> list[str]:
 
 def command(args: argparse.Namespace, extra: list[str]) -> list[str]:
     if args.pabot:
+        # Port 0: two pabot runs on one machine must not fight over PabotLib's default port.
         runner = [sys.executable, "-m", "pabot.pabot", "--processes", str(args.pabot)]
+        runner += ["--pabotlibport", "0"]
         if args.testlevelsplit:
             runner.append("--testlevelsplit")
+        elif PABOT_ORDERING.exists():
+            runner += ["--ordering", str(PABOT_ORDERING), "static"]
     else:
         runner = [sys.executable, "-m", "robot"]
     paths = args.paths or [str(ROOT / "suites")]

@@ -1,0 +1,154 @@
+"""P12 under a stalled (blackholed) database link: a TCP proxy that accepts and forwards nothing.
+
+Unlike a killed database (connections reset, connects refused), a stall makes every database
+call hang: queries, the cancel request asyncpg sends on timeout, new connections. The node must
+still answer every send with a retryable ``unavailable`` within 5 s, never acknowledge one, and
+recover by itself when the link heals, with nothing lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from .conftest import RUN
+from .support import Api, Client, ServerProcess, t
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
+
+from ccskit.faults.postgres import PrivatePostgres
+from ccskit.faults.proxy import TcpProxy
+
+DEVICES = 4  # senders, each on its own socket
+SENDS = 3  # per device, in sequence, while the link is stalled
+REPLY_LIMIT_S = 5.0  # P12: a retryable error within 5 s
+DB_TIMEOUT_MS = "2000"
+
+
+@pytest.fixture
+async def private_pg() -> AsyncIterator[PrivatePostgres]:
+    pg = await asyncio.to_thread(PrivatePostgres, "ccs")
+    try:
+        await asyncio.to_thread(pg.start)
+        yield pg
+    finally:
+        await asyncio.to_thread(pg.teardown)
+
+
+@pytest.fixture
+async def db_link(private_pg: PrivatePostgres) -> AsyncIterator[TcpProxy]:
+    """The proxy the node reaches PostgreSQL through."""
+    proxy = await asyncio.to_thread(TcpProxy, "127.0.0.1", private_pg.port)
+    try:
+        yield proxy
+    finally:
+        await asyncio.to_thread(proxy.close)
+
+
+async def _health(http: aiohttp.ClientSession, node: ServerProcess, want: int) -> dict:
+    """Poll /health until it answers ``want`` (each poll itself bounded)."""
+    deadline = time.monotonic() + t(20)
+    body: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            async with http.get(
+                node.base + "/health", timeout=aiohttp.ClientTimeout(total=t(5))
+            ) as resp:
+                body = await resp.json()
+                if resp.status == want:
+                    return body
+        except TimeoutError:
+            body = {"error": "health did not answer within 5 s"}
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"/health never answered {want}: {body}")
+
+
+async def _send_timed(client: Client, conv: str, cmid: str, n: int) -> tuple[dict, float]:
+    """One send and how long its reply took; no reply within the P12 limit fails the test."""
+    began = time.monotonic()
+    frame = {"type": "send", "conversation_id": conv, "client_msg_id": cmid, "body": {"n": n}}
+    try:
+        reply = await client.request(frame, within=REPLY_LIMIT_S)
+    except AssertionError as exc:
+        raise AssertionError(f"{client.device} {cmid}: no reply within 5 s ({exc})") from None
+    return reply, time.monotonic() - began
+
+
+async def _sends_during_stall(client: Client, conv: str) -> list[tuple[str, dict, float]]:
+    """``SENDS`` sends in sequence on one socket (one command in flight, like a real client)."""
+    out = []
+    for i in range(SENDS):
+        cmid = f"{client.device}-stall-{i}"
+        reply, took = await _send_timed(client, conv, cmid, i)
+        out.append((cmid, reply, took))
+    return out
+
+
+async def test_stalled_database_link_unavailable_then_recovery(
+    private_pg: PrivatePostgres,
+    db_link: TcpProxy,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    node = ServerProcess(
+        private_pg.database_url(port=db_link.port),
+        tmp_path,
+        "stall",
+        CCS_DB_TIMEOUT_MS=DB_TIMEOUT_MS,
+    )
+    await node.start()
+    clients: list[Client] = []
+    reader: Client | None = None
+    try:
+        api = Api(node, http, RUN)
+        alice, devices = await api.user("alice", devices=DEVICES)
+        bob, (b_d,) = await api.user("bob")
+        conv = await api.conversation(alice, bob)
+        clients = [await Client.open(node, alice, d) for d in devices]
+        reader = await Client.open(node, bob, b_d)
+        for c in clients:
+            assert (await c.send_msg(conv, {"n": -1}, cmid=f"{c.device}-before"))["type"] == "ack"
+
+        await asyncio.to_thread(db_link.stall)
+        results = await asyncio.gather(*(_sends_during_stall(c, conv) for c in clients))
+        for cmid, reply, took in (r for per_device in results for r in per_device):
+            assert reply["type"] == "error", f"{cmid} acknowledged during the stall: {reply}"
+            assert (reply["code"], reply["retryable"]) == ("unavailable", True), reply
+            assert took < t(REPLY_LIMIT_S), f"{cmid} answered after {took:.1f} s"
+        health = await _health(http, node, 503)
+        assert health["database"] == "unavailable", health
+        assert not any(c.closed.is_set() for c in clients)  # sockets stay open
+
+        await asyncio.to_thread(db_link.restore)
+        await _health(http, node, 200)
+        for c, per_device in zip(clients, results, strict=True):
+            for i, (cmid, _reply, _took) in enumerate(per_device):
+                # a timed-out send may have committed after all: then the retry is a duplicate
+                ack = await c.send_msg(conv, {"n": i}, cmid=cmid)
+                assert ack["type"] == "ack", ack
+        expected = DEVICES * (1 + SENDS)
+        seqs = [m["seq"] for m in await reader.wait_messages(conv, expected, within=10)]
+        assert seqs == list(range(1, expected + 1)), seqs  # no gap, no double, in order
+        conn = await asyncpg.connect(private_pg.database_url())
+        try:
+            counts = await conn.fetch(
+                "SELECT client_msg_id, count(*) AS n FROM messages WHERE conversation_id = $1"
+                " GROUP BY client_msg_id",
+                conv,
+            )
+        finally:
+            await conn.close()
+        assert len(counts) == expected and all(r["n"] == 1 for r in counts), counts
+    finally:
+        for c in clients:
+            await c.close()
+        if reader is not None:
+            await reader.close()
+        await node.stop()
