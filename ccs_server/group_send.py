@@ -13,7 +13,12 @@ commit, one notification flush, every promise of a single ``ccs_send`` kept per 
   order (stable sort) and one connection has at most one command in flight (P3);
 - a failed statement stored nothing: a connection-level failure answers every item ``unavailable``
   (P12); any other error (deadlock, one item's bad data) re-runs the items one by one, so one bad
-  item cannot fail the others.
+  item cannot fail the others;
+- a send waits at most ``deadline_s`` from its arrival, queueing behind busy writers included, then
+  answers ``unavailable`` (P12). The statement itself is bounded by ``fetch`` (pg_deadline.py), so a
+  hung link frees the writer's slot and fails its whole batch. A send that gave up may still be
+  committed by a statement already running: it was never acknowledged, and its retry with the same
+  key answers ``duplicate`` (P1, P2).
 """
 
 from __future__ import annotations
@@ -62,11 +67,19 @@ class _Batch:
 class GroupSender:
     """Queue of sends drained by at most ``writers`` concurrent group statements."""
 
-    def __init__(self, fetch: Fetch, send_one: SendOne, writers: int, max_batch: int) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        send_one: SendOne,
+        writers: int,
+        max_batch: int,
+        deadline_s: float | None = None,
+    ) -> None:
         self._fetch = fetch
         self._send_one = send_one
         self.writers = max(1, writers)
         self.max_batch = max(1, max_batch)
+        self.deadline_s = deadline_s
         self._queue: list[_Item] = []
         self._active = 0
         self._inflight: list[_Batch] = []
@@ -81,9 +94,13 @@ class GroupSender:
             task = asyncio.create_task(self._write_loop(), name="group-writer")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        # a sender that goes away cancels ``fut``; the writer skips settled futures (the item
-        # may still be stored: unacknowledged, a retry with the same key answers duplicate)
-        return await fut
+        # a sender that goes away (or runs out of time) cancels ``fut``; the writer skips settled
+        # futures (the item may still be stored: unacknowledged, a retry answers duplicate)
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                return await fut
+        except TimeoutError:
+            raise _unavailable() from None
 
     def writing(self, convs: Iterable[str]) -> list[asyncio.Future[None]]:
         """Completion of the batches now being written that touch any of ``convs``.
@@ -96,9 +113,10 @@ class GroupSender:
     async def _write_loop(self) -> None:
         try:
             while self._queue:
-                items = self._queue[: self.max_batch]
+                items = [it for it in self._queue[: self.max_batch] if not it.fut.done()]
                 del self._queue[: self.max_batch]
-                await self._write(items)
+                if items:
+                    await self._write(items)
         finally:
             self._active -= 1
 
@@ -144,11 +162,18 @@ class GroupSender:
             _settle(it.fut, WriteResult(row["outcome"], row))
 
     async def _store_each(self, items: list[_Item]) -> None:
+        unreachable = False
         for it in items:
             if it.fut.done():
                 continue
+            if unreachable:  # do not spend a deadline per item on a dead link
+                _settle(it.fut, exc=_unavailable())
+                continue
             try:
                 _settle(it.fut, await self._send_one(it.args))
+            except WireError as exc:
+                unreachable = exc.code == "unavailable"
+                _settle(it.fut, exc=exc)
             except Exception as exc:
                 _settle(it.fut, exc=exc)
 

@@ -22,9 +22,8 @@ import time
 import uuid
 from typing import Protocol
 
-import asyncpg
-
 from .hub import Hub
+from .pg_deadline import BoundedPool
 from .redis_bus import RedisLink
 
 log = logging.getLogger("ccs.leases")
@@ -95,8 +94,8 @@ class PgLeases:
 
     kind = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
-        self.pool = pool
+    def __init__(self, pool: BoundedPool, timeout_s: float) -> None:
+        self.pool = pool  # every call bounded as a whole (pg_deadline.py)
         self.timeout = timeout_s
 
     async def renew(self, node: str, instance: str, ttl_ms: int) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from .metrics import Metrics
+from .pg_deadline import BoundedPool
 from .ports import EventHandler
 
 log = logging.getLogger("ccs.listener")
@@ -21,6 +22,8 @@ CHANGES_CHANNEL = "ccs_changes"  # written by triggers on messages / conversatio
 EVENTS_CHANNEL = "ccs_events"  # written by PgBus.publish
 ORIGIN_KEY = "_origin"  # publishing node, stripped before handlers see the event
 PROBE_INTERVAL_S = 2.0
+CONNECT_TIMEOUT_S = 5.0  # connect + LISTEN: a stalled link must not hold the loop forever
+REPAIR_TIMEOUT_S = 30.0  # the repair after a reconnect (each of its queries is bounded too)
 
 
 class PgBus:
@@ -31,7 +34,7 @@ class PgBus:
     connection was reconnecting or the database was briefly unreachable.
     """
 
-    def __init__(self, pool: asyncpg.Pool, node_id: str = "") -> None:
+    def __init__(self, pool: BoundedPool, node_id: str = "") -> None:
         self.pool = pool
         self.node_id = node_id
         self.handlers: list[EventHandler] = []
@@ -138,14 +141,15 @@ class Listener:
         self._lost.clear()
         conn = await asyncpg.connect(
             self.dsn,
-            timeout=5,
+            timeout=CONNECT_TIMEOUT_S,
             server_settings={"application_name": f"ccs-listener {self.node_id}"},
         )
         self.conn = conn
         try:
             conn.add_termination_listener(lambda _c: self._lost.set())
-            await conn.add_listener(CHANGES_CHANNEL, self._on_change)
-            await conn.add_listener(EVENTS_CHANNEL, self._on_event)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await conn.add_listener(CHANGES_CHANNEL, self._on_change)
+                await conn.add_listener(EVENTS_CHANNEL, self._on_event)
             self.state = "listening"
             self.metrics.listener_up.set(1)
             self.ready.set()
@@ -153,13 +157,17 @@ class Listener:
                 self.metrics.listener_reconnects.inc()
                 log.info("listener reconnected; repairing")
             # notifications sent while we were not listening are gone: repair from the table
-            await self.on_connect()
+            async with asyncio.timeout(REPAIR_TIMEOUT_S):
+                await self.on_connect()
             while not conn.is_closed():
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._lost.wait(), PROBE_INTERVAL_S)
                 if self._lost.is_set() or conn.is_closed():
                     break
-                await conn.fetchval("SELECT 1", timeout=PROBE_INTERVAL_S)
+                # a stalled link: the probe times out, the connection is terminated (finally,
+                # no cancel request waited for) and the loop reconnects
+                async with asyncio.timeout(PROBE_INTERVAL_S):
+                    await conn.fetchval("SELECT 1")
         finally:
             if not conn.is_closed():
                 conn.terminate()

@@ -9,6 +9,7 @@ failure that may leave the connection mid-protocol, terminates it instead of wai
 through the dead link: the pool opens a fresh connection on the next acquire.
 """
 
+# ruff: noqa: ASYNC109 - ``timeout=`` mirrors asyncpg.Pool's signature on purpose (see BoundedPool)
 from __future__ import annotations
 
 import asyncio
@@ -40,6 +41,7 @@ class BoundedPool:
 
     ``timeout`` of a call is the deadline of the whole operation (default ``timeout_s``).
     Raises what asyncpg raises, plus ``TimeoutError`` when the deadline passes.
+    ``timeout=`` keeps asyncpg's signature, so the call sites did not change.
     """
 
     def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
@@ -51,7 +53,9 @@ class BoundedPool:
         return int(self.raw.get_max_size())
 
     async def run(
-        self, op: Callable[[asyncpg.Connection], Awaitable[T]], timeout: float | None = None
+        self,
+        op: Callable[[asyncpg.Connection], Awaitable[T]],
+        timeout: float | None = None,
     ) -> T:
         """Acquire a connection, ``await op(conn)``, release: all within ``timeout``."""
         conn = None

@@ -13,6 +13,7 @@ import asyncpg
 
 from .errors import WireError
 from .group_send import GroupSender, SendArgs
+from .pg_deadline import BoundedPool
 from .ports import ConvState, Row, WriteResult
 
 log = logging.getLogger("ccs.store")
@@ -103,14 +104,23 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 
 
 class PgStore:
-    """MessageStore + PresenceStore + fixtures on one asyncpg pool."""
+    """MessageStore + PresenceStore + fixtures on one asyncpg pool.
+
+    Every call is bounded by ``timeout_s`` as a whole (acquire + query + release, see
+    pg_deadline.py): a stalled database link answers ``unavailable`` in time instead of hanging.
+    """
 
     def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
-        self.pool = pool
+        self.pool = BoundedPool(pool, timeout_s)
         self.timeout = timeout_s
-        # group commit: at most half the pool writes sends, the rest serves reads and fetches
+        # group commit: at most half the pool writes sends, the rest serves reads and fetches;
+        # a send waits at most ``timeout_s`` from its arrival, queueing included
         self.group = GroupSender(
-            self._fetch, self._send_one, min(GROUP_WRITERS, pool.get_max_size() // 2), GROUP_MAX
+            self._fetch,
+            self._send_one,
+            min(GROUP_WRITERS, pool.get_max_size() // 2),
+            GROUP_MAX,
+            deadline_s=timeout_s,
         )
 
     @classmethod
@@ -124,21 +134,23 @@ class PgStore:
             min_size=min(2, size),
             max_size=size,
             command_timeout=timeout_s,
+            timeout=timeout_s,  # connect timeout (asyncpg's default is 60 s)
             server_settings={"application_name": f"ccs-pool {node_id}"},
             reset=_keep_session,
         )
+        store = cls(pool, timeout_s)
         try:
-            yield cls(pool, timeout_s)
+            yield store
         finally:
-            await pool.close()
+            await store.pool.close()
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         with db_errors():
-            return await self.pool.fetchrow(sql, *args, timeout=self.timeout)
+            return await self.pool.fetchrow(sql, *args)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         with db_errors():
-            return await self.pool.fetch(sql, *args, timeout=self.timeout)
+            return await self.pool.fetch(sql, *args)
 
     # ---- messages -------------------------------------------------------------------------
     async def send(
@@ -391,8 +403,9 @@ class PgStore:
         self, conv: str, title: str | None, members: Sequence[str]
     ) -> None:
         """Insert a conversation with its members in one transaction."""
-        with db_errors(), _fixture_errors():
-            async with self.pool.acquire() as conn, conn.transaction():
+
+        async def insert(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
                 await conn.execute(
                     "INSERT INTO conversations (id, title) VALUES ($1, $2)", conv, title
                 )
@@ -400,6 +413,9 @@ class PgStore:
                     "INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2)",
                     [(conv, m) for m in dict.fromkeys(members)],
                 )
+
+        with db_errors(), _fixture_errors():
+            await self.pool.run(insert)
 
     async def add_member(self, conv: str, user: str) -> None:
         """Add ``user`` to ``conv``."""
@@ -429,7 +445,7 @@ class PgStore:
 
     async def _fixture(self, sql: str, *args: Any) -> None:
         with db_errors(), _fixture_errors():
-            await self.pool.execute(sql, *args, timeout=self.timeout)
+            await self.pool.execute(sql, *args)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -29,6 +30,13 @@ FAST_DEFAULTS = {
 
 class ServerStartError(RuntimeError):
     """The reference server did not become ready."""
+
+
+def server_command(python: str) -> list[str]:
+    """How a node is started: ``CCS_SERVER_COMMAND`` (any server that honours the environment
+    contract of docs/architecture.md) or the reference server of this checkout."""
+    custom = os.environ.get("CCS_SERVER_COMMAND", "").strip()
+    return shlex.split(custom) if custom else [python, "-m", "ccs_server", "serve"]
 
 
 def ensure_database(database_url: str) -> None:
@@ -93,6 +101,12 @@ class ServerProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         port_file = Path(tempfile.mkstemp(prefix="ccs-port-", dir=self.log_dir)[1])
         port_file.write_text("")
+        command = server_command(self.python)
+        if self.port == 0 and os.environ.get("CCS_SERVER_COMMAND"):
+            # Another server may not write CCS_PORT_FILE: give it a port and watch that one.
+            from .faults.common import free_port
+
+            self.port = free_port()
         env = {**os.environ, **FAST_DEFAULTS, **self.env}
         env.update(CCS_HOST="127.0.0.1", CCS_PORT=str(self.port), CCS_PORT_FILE=str(port_file))
         env.setdefault("DATABASE_URL", config.database_url)
@@ -101,7 +115,7 @@ class ServerProcess:
         self.log_path = self.log_dir / f"ccs-{name}-{os.getpid()}-{time.time_ns() // 10**6}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [self.python, "-m", "ccs_server", "serve"],
+                command,
                 cwd=self.cwd,
                 env=env,
                 stdout=log,
@@ -119,6 +133,8 @@ class ServerProcess:
         return self.base_url
 
     def _wait_port(self, port_file: Path, timeout: float) -> int:
+        if self.port:
+            return self.port  # fixed beforehand (a restart, or a server started by command)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = port_file.read_text().strip()
