@@ -122,6 +122,8 @@ async def test_stalled_database_link_unavailable_then_recovery(
             assert reply["type"] == "error", f"{cmid} acknowledged during the stall: {reply}"
             assert (reply["code"], reply["retryable"]) == ("unavailable", True), reply
             assert took < t(REPLY_LIMIT_S), f"{cmid} answered after {took:.1f} s"
+        took_all = [took for per_device in results for _c, _r, took in per_device]
+        print(f"stall replies: {len(took_all)}, slowest {max(took_all):.2f} s")
         health = await _health(http, node, 503)
         assert health["database"] == "unavailable", health
         assert not any(c.closed.is_set() for c in clients)  # sockets stay open
