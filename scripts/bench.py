@@ -7,8 +7,10 @@ Figures, not pass/fail. In one run it measures
 3. against a reference server it starts on a fresh database: live connections held from this one
    process (100 -> 1,000 -> 10,000), persisted messages/s at 1,000 connections with rooms of 10
    devices (every message reaches 10 connections), delivery latency at half that rate (timed from
-   the scheduled send time), send->ack time (the database operation as a client sees it), RSS per
-   connection, and a consistency check of everything sent.
+   the scheduled send time) and again at a lower fixed rate where this load client stays under
+   half a core (latency measured while the client queues is the client's, not the server's),
+   with the CPU of client, server and PostgreSQL during each, send->ack time (the database
+   operation as a client sees it), RSS per connection, and a consistency check of everything sent.
 
 Writes ``results/bench.json`` (keys of issue 5 plus ``sweep``) and prints a table.
 
@@ -26,6 +28,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +54,17 @@ from ccskit.load import (  # noqa: E402
 
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "ccs-bench-secret-long-enough-for-hs256"
+# A load client above this share of one core queues frames in its own event loop, and that
+# queueing shows up as delivery latency: the issue asks for latency while the client is unsaturated.
+CLIENT_CPU_LIMIT_PCT = 50.0
+UNSATURATED_LADDER = (2000, 1000, 500, 250)  # msgs/s tried for the unsaturated latency phase
 TARGETS = {
     "max_live_connections": ">= 10000",
     "persisted_msgs_per_s": ">= 3000 at 1000 connections, 10 devices per message",
     "delivery_latency_ms": "avg <= 5, p99 <= 50 at half the persisted rate",
+    "delivery_latency_unsaturated_ms": (
+        "avg <= 5, p99 <= 50 at a rate the load client keeps up with"
+    ),
     "ratio_persisted_to_raw_commit": ">= 0.3",
 }
 
@@ -103,6 +113,9 @@ class Bench:
             "postgres_cpu_pct": round(self._postgres_cpu()),
             "machine_cpu_pct": round(psutil.cpu_percent(None)),
         }
+        # Other helpers share the machine: what is left of all cores after ours is their noise.
+        ours = sum(row[k] or 0 for k in ("server_cpu_pct", "client_cpu_pct", "postgres_cpu_pct"))
+        row["other_cpu_pct"] = max(0, row["machine_cpu_pct"] * (os.cpu_count() or 1) - ours)
         if stats is not None:
             row.update(
                 offered_msgs_per_s=round(stats.offered_rate_per_s),
@@ -141,7 +154,7 @@ def _format_row(row: dict[str, Any]) -> str:
     parts += [
         f"srv_rss={row['server_rss_mib']}MiB",
         f"cpu srv/cli/pg/all={row['server_cpu_pct']}/{row['client_cpu_pct']}/"
-        f"{row['postgres_cpu_pct']}/{row['machine_cpu_pct']}%",
+        f"{row['postgres_cpu_pct']}/{row['machine_cpu_pct']}% other={row['other_cpu_pct']}%",
     ]
     return "  ".join(parts)
 
@@ -151,6 +164,7 @@ async def measure_raw(bench: Bench) -> dict[str, Any]:
     rtt = await ws_echo_rtt(round_trips=1000 if bench.args.quick else 3000)
     print(f"raw ws echo rtt: p50={rtt['p50']:.3f} ms p99={rtt['p99']:.3f} ms", flush=True)
     db = f"ccsbench_raw_{os.getpid()}"
+    psutil.cpu_percent(None)
     commit = await raw_commit(
         bench.args.admin_dsn,
         bench.args.admin_dsn.rsplit("/", 1)[0] + f"/{db}",
@@ -158,10 +172,12 @@ async def measure_raw(bench: Bench) -> dict[str, Any]:
         connections=bench.args.pool,
         seconds=1.5 if bench.args.quick else 3.0,
     )
+    # the ratio divides by this rate: say how busy the machine was while it was taken
+    commit["machine_cpu_pct"] = psutil.cpu_percent(None)
     lat = commit["latency_ms"]
     print(
         f"raw commit ({commit['connections']} conns): {commit['per_s']:.0f}/s "
-        f"p50={lat['p50']:.3f} ms p99={lat['p99']:.3f} ms",
+        f"p50={lat['p50']:.3f} ms p99={lat['p99']:.3f} ms (machine {commit['machine_cpu_pct']}%)",
         flush=True,
     )
     notify_db = f"ccsbench_rawn_{os.getpid()}"
@@ -209,6 +225,8 @@ async def sweep(bench: Bench, srv: ReferenceServer) -> dict[str, Any]:
     bench.prime_cpu()
     latency = await run.send_phase(half, duration_s=args.latency_s, drain_timeout_s=15)
     bench.row("latency @ half rate", run.live, latency)
+    half_row = bench.rows[-1]
+    unsaturated, unsat_row = await unsaturated_latency(bench, run, latency, half_row)
     idle_run = LoadRun(srv.ws_url, idle)
     if idle_n:
         bench.prime_cpu()
@@ -219,7 +237,9 @@ async def sweep(bench: Bench, srv: ReferenceServer) -> dict[str, Any]:
             run.live + idle_run.live,
             connect_per_s=round(stats.per_s),
             failed=stats.failed,
+            connect_errors=stats.errors,
             unexpected_closes=len(run.closes) + len(idle_run.closes),
+            close_reasons=close_reasons(run.closes + idle_run.closes),
         )
     live_max = run.live + idle_run.live
     result = check(run.history(await fetch_stored(srv.dsn, run.conversation_ids)))
@@ -229,11 +249,59 @@ async def sweep(bench: Bench, srv: ReferenceServer) -> dict[str, Any]:
     return {
         "best": best,
         "latency": latency,
+        "latency_row": half_row,
+        "unsaturated": unsaturated,
+        "unsaturated_row": unsat_row,
         "live_max": live_max,
         "checker": result.as_dict(),
         "stored": await _count_messages(srv.dsn),
         "acked": run.acked,
     }
+
+
+async def unsaturated_latency(
+    bench: Bench, run: LoadRun, half: PhaseStats, half_row: dict[str, Any]
+) -> tuple[PhaseStats, dict[str, Any]]:
+    """Delivery latency at a fixed rate the load client keeps up with.
+
+    Steps down a fixed ladder below the half rate (2,000 -> 1,000 -> 500 -> 250 msgs/s) until this
+    process stays at or under :data:`CLIENT_CPU_LIMIT_PCT` of a core during the phase; round
+    rates keep runs comparable. If the half-rate phase already was unsaturated, it is the answer."""
+    if half_row["client_cpu_pct"] <= CLIENT_CPU_LIMIT_PCT:
+        return half, half_row
+    # a rung within 25% of the half rate would only repeat that phase
+    ladder = [r for r in UNSATURATED_LADDER if r <= 0.75 * half.offered_rate_per_s]
+    for rate in ladder or UNSATURATED_LADDER[-1:]:
+        bench.context.setdefault("settle_before_unsaturated_s", []).append(await settle(bench))
+        bench.prime_cpu()
+        stats = await run.send_phase(rate, duration_s=bench.args.latency_s, drain_timeout_s=15)
+        bench.row(f"latency @ {rate:.0f}/s", run.live, stats)
+        if bench.rows[-1]["client_cpu_pct"] <= CLIENT_CPU_LIMIT_PCT:
+            break
+    return stats, bench.rows[-1]
+
+
+def log_problems(path: Path, keep: int = 5) -> dict[str, Any]:
+    """Errors the server logged during the run (its log is deleted with it): a failed handshake
+    closes with a bare 1000, and only the log says why."""
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    bad = [_log_summary(ln) for ln in lines if '"ERROR"' in ln or "Traceback" in ln]
+    return {"count": len(bad), "by_kind": dict(Counter(bad)), "last": bad[-keep:]}
+
+
+def _log_summary(line: str) -> str:
+    """A JSON log line as ``logger: msg: <exception line>`` (the traceback's last line)."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return line[:200]
+    exc = str(rec.get("exc") or "").strip().splitlines()
+    return f"{rec.get('logger')}: {rec.get('msg')}" + (f": {exc[-1][:200]}" if exc else "")
+
+
+def close_reasons(closes: list[Any]) -> dict[str, int]:
+    """Unexpected closes counted by close code and reason, so a failed hold says why."""
+    return dict(Counter(f"{c.code} {c.reason}"[:100] for c in closes))
 
 
 async def start_profiler(out: str, pid: int) -> asyncio.subprocess.Process | None:
@@ -319,9 +387,10 @@ def summarise(bench: Bench, raw: dict[str, Any], swept: dict[str, Any], rss: flo
     return {
         "max_live_connections": swept["live_max"],
         "persisted_msgs_per_s": round(swept["best"], 1),
-        "delivery_latency_ms": {
-            k: round(lat.delivery_ms[k], 3) for k in ("avg", "p50", "p95", "p99")
-        },
+        "delivery_latency_ms": latency_summary(lat, swept["latency_row"]),
+        "delivery_latency_unsaturated_ms": latency_summary(
+            swept["unsaturated"], swept["unsaturated_row"]
+        ),
         "db_op_ms": {k: round(lat.ack_ms[k], 3) for k in ("avg", "p99")},
         "rss_per_connection_kb": round(rss, 1),
         "raw_ws_rtt_ms": {k: round(raw["rtt"][k], 3) for k in ("p50", "p99")},
@@ -336,6 +405,8 @@ def summarise(bench: Bench, raw: dict[str, Any], swept: dict[str, Any], rss: flo
                 "raw_commit_with_notify_trigger": raw["commit_notify"],
                 "raw_ws_rtt": raw["rtt"],
                 "latency_phase_rate_per_s": round(lat.offered_rate_per_s, 1),
+                "client_cpu_limit_pct": CLIENT_CPU_LIMIT_PCT,
+                "latency_verdict": "",
                 "db_op_ms_means": "send -> ack on the sending connection (ack follows commit)",
                 "checker": swept["checker"],
                 "messages_stored": swept["stored"],
@@ -343,6 +414,40 @@ def summarise(bench: Bench, raw: dict[str, Any], swept: dict[str, Any], rss: flo
             },
         },
     }
+
+
+def latency_summary(stats: PhaseStats, row: dict[str, Any]) -> dict[str, float]:
+    """Delivery latency of one phase with the rate and the CPU shares it was measured under."""
+    return {
+        "rate_msgs_per_s": round(stats.offered_rate_per_s),
+        **{k: round(stats.delivery_ms[k], 3) for k in ("avg", "p50", "p95", "p99")},
+        "client_cpu_pct": row["client_cpu_pct"],
+        "server_cpu_pct": row["server_cpu_pct"],
+        "postgres_cpu_pct": row["postgres_cpu_pct"],
+        "machine_cpu_pct": row["machine_cpu_pct"],
+        "db_op_avg_ms": round(stats.ack_ms["avg"], 3),
+        "db_op_p99_ms": round(stats.ack_ms["p99"], 3),
+    }
+
+
+def latency_verdict(out: dict[str, Any]) -> str:
+    """Which of the two latency figures to trust, from the load client's CPU during each."""
+    half, unsat = out["delivery_latency_ms"], out["delivery_latency_unsaturated_ms"]
+    limit = CLIENT_CPU_LIMIT_PCT
+    if half["client_cpu_pct"] <= limit:
+        return (
+            f"note: the load client stayed at {half['client_cpu_pct']}% of a core at half the "
+            "persisted rate: delivery_latency_ms is trustworthy"
+        )
+    verdict = (
+        f"note: at half the persisted rate the load client ran at {half['client_cpu_pct']}% of a "
+        "core (shared 2-core machine), so delivery_latency_ms includes the client's own queueing; "
+        f"delivery_latency_unsaturated_ms ({unsat['rate_msgs_per_s']} msgs/s, client at "
+        f"{unsat['client_cpu_pct']}%) is the trustworthy server latency"
+    )
+    if unsat["client_cpu_pct"] > limit:
+        verdict += f" (but the client was still above {limit:.0f}% there: an upper bound)"
+    return verdict
 
 
 def rss_per_connection(rows: list[dict[str, Any]]) -> float:
@@ -388,8 +493,10 @@ async def main(args: argparse.Namespace) -> int:
         bench.server_proc = psutil.Process(srv.pid)
         bench.context["server_env"] = env
         swept = await sweep(bench, srv)
+        bench.context["server_log_problems"] = log_problems(srv.log_path)
     out = summarise(bench, raw, swept, rss_per_connection(bench.rows))
     out["sweep"]["context"]["wall_s"] = round(time.perf_counter() - started, 1)
+    out["sweep"]["context"]["latency_verdict"] = latency_verdict(out)
     path = write_json(Path(args.out), out)
     print_summary(out, path)
     return 0
@@ -408,6 +515,7 @@ def print_summary(out: dict[str, Any], path: Path) -> None:
     for key, value in out.items():
         if key != "sweep":
             print(f"  {key:<32} {value}   {TARGETS.get(key, '')}")
+    print(f"  {latency_verdict(out)}")
     print(f"  wall time {out['sweep']['context']['wall_s']} s")
 
 
