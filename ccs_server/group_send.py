@@ -113,10 +113,9 @@ class GroupSender:
     async def _write_loop(self) -> None:
         try:
             while self._queue:
-                items = [it for it in self._queue[: self.max_batch] if not it.fut.done()]
+                items = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
-                if items:
-                    await self._write(items)
+                await self._write(items)
         finally:
             self._active -= 1
 

@@ -30,6 +30,10 @@ DEVICES = 4  # senders, each on its own socket
 SENDS = 3  # per device, in sequence, while the link is stalled
 REPLY_LIMIT_S = 5.0  # P12: a retryable error within 5 s
 DB_TIMEOUT_MS = "2000"
+POOL_SIZE = 4
+# the server's own bound: one deadline per operation (CCS_DB_TIMEOUT_MS) plus scheduling slack;
+# an operation that waits twice (acquire, then query; queue, then statement) takes about 4 s
+DEADLINE_LIMIT_S = 2.0 + 1.5
 
 
 @pytest.fixture
@@ -70,24 +74,46 @@ async def _health(http: aiohttp.ClientSession, node: ServerProcess, want: int) -
     raise AssertionError(f"/health never answered {want}: {body}")
 
 
-async def _send_timed(client: Client, conv: str, cmid: str, n: int) -> tuple[dict, float]:
-    """One send and how long its reply took; no reply within the P12 limit fails the test."""
+async def _wait_backends_at_most(pg: PrivatePostgres, most: int) -> None:
+    """Wait until the node holds at most ``most`` PostgreSQL backends (each poll bounded)."""
+    conn = await asyncpg.connect(pg.database_url())
+    try:
+        deadline = time.monotonic() + t(10)
+        rows: list = []
+        while time.monotonic() < deadline:
+            rows = await conn.fetch(
+                "SELECT application_name, state FROM pg_stat_activity"
+                " WHERE application_name LIKE 'ccs-%'",
+                timeout=t(5),
+            )
+            if len(rows) <= most:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"node backends never fell to {most}: {[dict(r) for r in rows]}")
+    finally:
+        await conn.close()
+
+
+async def _timed(client: Client, frame: dict, what: str) -> tuple[dict, float]:
+    """One command and how long its reply took; no reply within the P12 limit fails the test."""
     began = time.monotonic()
-    frame = {"type": "send", "conversation_id": conv, "client_msg_id": cmid, "body": {"n": n}}
     try:
         reply = await client.request(frame, within=REPLY_LIMIT_S)
     except AssertionError as exc:
-        raise AssertionError(f"{client.device} {cmid}: no reply within 5 s ({exc})") from None
+        raise AssertionError(f"{client.device} {what}: no reply within 5 s ({exc})") from None
     return reply, time.monotonic() - began
 
 
-async def _sends_during_stall(client: Client, conv: str) -> list[tuple[str, dict, float]]:
-    """``SENDS`` sends in sequence on one socket (one command in flight, like a real client)."""
+async def _commands_during_stall(client: Client, conv: str) -> list[tuple[str, dict, float]]:
+    """``SENDS`` sends in sequence on one socket (one command in flight, like a real client),
+    each followed by a ``history`` read: a plain query, not a group-committed send."""
     out = []
     for i in range(SENDS):
         cmid = f"{client.device}-stall-{i}"
-        reply, took = await _send_timed(client, conv, cmid, i)
-        out.append((cmid, reply, took))
+        send = {"type": "send", "conversation_id": conv, "client_msg_id": cmid, "body": {"n": i}}
+        out.append((cmid, *await _timed(client, send, cmid)))
+        history = {"type": "history", "conversation_id": conv, "limit": 10}
+        out.append((f"history-{i}", *await _timed(client, history, f"history {i}")))
     return out
 
 
@@ -102,6 +128,7 @@ async def test_stalled_database_link_unavailable_then_recovery(
         tmp_path,
         "stall",
         CCS_DB_TIMEOUT_MS=DB_TIMEOUT_MS,
+        CCS_DB_POOL_SIZE=str(POOL_SIZE),
     )
     await node.start()
     clients: list[Client] = []
@@ -117,11 +144,11 @@ async def test_stalled_database_link_unavailable_then_recovery(
             assert (await c.send_msg(conv, {"n": -1}, cmid=f"{c.device}-before"))["type"] == "ack"
 
         await asyncio.to_thread(db_link.stall)
-        results = await asyncio.gather(*(_sends_during_stall(c, conv) for c in clients))
-        for cmid, reply, took in (r for per_device in results for r in per_device):
-            assert reply["type"] == "error", f"{cmid} acknowledged during the stall: {reply}"
+        results = await asyncio.gather(*(_commands_during_stall(c, conv) for c in clients))
+        for what, reply, took in (r for per_device in results for r in per_device):
+            assert reply["type"] == "error", f"{what} acknowledged during the stall: {reply}"
             assert (reply["code"], reply["retryable"]) == ("unavailable", True), reply
-            assert took < t(REPLY_LIMIT_S), f"{cmid} answered after {took:.1f} s"
+            assert took < t(DEADLINE_LIMIT_S), f"{what} answered after {took:.1f} s"
         took_all = [took for per_device in results for _c, _r, took in per_device]
         print(f"stall replies: {len(took_all)}, slowest {max(took_all):.2f} s")
         health = await _health(http, node, 503)
@@ -130,10 +157,10 @@ async def test_stalled_database_link_unavailable_then_recovery(
 
         await asyncio.to_thread(db_link.restore)
         await _health(http, node, 200)
-        for c, per_device in zip(clients, results, strict=True):
-            for i, (cmid, _reply, _took) in enumerate(per_device):
+        for c in clients:
+            for i in range(SENDS):
                 # a timed-out send may have committed after all: then the retry is a duplicate
-                ack = await c.send_msg(conv, {"n": i}, cmid=cmid)
+                ack = await c.send_msg(conv, {"n": i}, cmid=f"{c.device}-stall-{i}")
                 assert ack["type"] == "ack", ack
         expected = DEVICES * (1 + SENDS)
         seqs = [m["seq"] for m in await reader.wait_messages(conv, expected, within=10)]
@@ -148,6 +175,8 @@ async def test_stalled_database_link_unavailable_then_recovery(
         finally:
             await conn.close()
         assert len(counts) == expected and all(r["n"] == 1 for r in counts), counts
+        # connections terminated or abandoned during the stall are gone, none leaked
+        await _wait_backends_at_most(private_pg, POOL_SIZE + 1)  # the pool + the listener
     finally:
         for c in clients:
             await c.close()
