@@ -91,7 +91,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         try:
             identity = await authenticate(node, token)
         except WireError as err:
-            return _http_error(401, err.code, err.message)
+            # 401 for a bad token; a database outage is 503 (retryable), not the client's fault
+            status = err.http_status if err.retryable else 401
+            return _http_error(status, err.code, err.message)
         if node.hub.connections_of(identity.user_id) >= s.max_connections_per_user:
             return _http_error(429, "rate_limited", "too many connections for this user")
     ws = GuardedWebSocketResponse(  # refuses unmasked client frames (1002)
@@ -112,7 +114,7 @@ def _upgrade_token(request: web.Request) -> str | None:
 
 def _http_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response(
-        {"code": code, "message": message, "retryable": status == 429}, status=status
+        {"code": code, "message": message, "retryable": status in (429, 503)}, status=status
     )
 
 
@@ -260,7 +262,12 @@ class Connection:
                 CloseCode.TOO_MANY_CONNECTIONS,
                 ref,
             )
-        return await self._start_session(identity, identity.device_id, ref, resume)
+        try:
+            return await self._start_session(identity, identity.device_id, ref, resume)
+        except WireError as err:
+            # e.g. the database went away mid-hello: say so, and let the client come back
+            code = CloseCode.SERVICE_RESTART if err.retryable else CloseCode.BAD_REQUEST
+            raise Reject(err, code, ref) from None
 
     async def _start_session(
         self, ident: Identity, device: str, ref: str, resume: dict[str, int]
@@ -269,6 +276,24 @@ class Connection:
         states = await node.store.session_state(ident.user_id, device)
         sess = Session(hub, self.ws, uuid.uuid4().hex, ident.user_id, device, s.send_queue_max)
         hub.register(sess, {st.conversation_id: st.edit_seq for st in states})
+        try:
+            return await self._open_session(sess, ident, device, ref, resume, states)
+        except BaseException:
+            # not handed to run() yet, so run()'s cleanup would never forget it
+            sess.writer.cancel()
+            self._cleanup(sess)
+            raise
+
+    async def _open_session(
+        self,
+        sess: Session,
+        ident: Identity,
+        device: str,
+        ref: str,
+        resume: dict[str, int],
+        states: list[Any],
+    ) -> Session:
+        node, s, hub = self.node, self.node.settings, self.node.hub
         # read heads again after registering: anything committed later is notified to us
         heads = await node.store.heads([st.conversation_id for st in states]) if states else {}
         convs: dict[str, dict[str, Any]] = {}

@@ -16,6 +16,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
 
 from .conftest import RUN
 from .support import Api, Client, ServerProcess, t
@@ -47,6 +49,30 @@ async def _health_status(http: aiohttp.ClientSession, node: ServerProcess, want:
     raise AssertionError(f"/health never answered {want}: {body}")
 
 
+async def _upgrade_with_token(node: ServerProcess, user: str, device: str) -> ClientConnection:
+    headers = {"Authorization": f"Bearer {node.token(user, device)}"}
+    return await websockets.connect(node.ws_url, compression=None, additional_headers=headers)
+
+
+async def _hello_is_refused_retryably(
+    early: Client, node: ServerProcess, user: str, device: str
+) -> None:
+    """Devices connecting while the database is down get ``unavailable`` (retryable) and 1012,
+    whether the token came in ``hello`` or on the upgrade; the upgrade itself says 503."""
+    late = await Client.open(node, user, device, hello=False)
+    for client, frame in ((late, {"token": node.token(user, device)}), (early, {})):
+        reply = await client.request({"type": "hello", **frame}, within=t(5))
+        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
+            "error",
+            "unavailable",
+            True,
+        ), reply
+        assert await client.wait_closed(within=t(5)) == 1012
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await _upgrade_with_token(node, user, device)
+    assert refused.value.response.status_code == 503
+
+
 async def test_database_kill_unavailable_then_recovery_without_restart(
     private_pg: PrivatePostgres, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -67,6 +93,8 @@ async def test_database_kill_unavailable_then_recovery_without_restart(
         a = await Client.open(node, alice, a_d)
         b = await Client.open(node, bob, b_d)
         leaving = await Client.open(node, bob, b_gone)
+        # authenticated on the upgrade now, says hello only once the database is gone
+        early = Client(await _upgrade_with_token(node, bob, b_gone), bob, b_gone)
         assert (await a.send_msg(conv, {"n": 1}, cmid="before"))["type"] == "ack"
 
         await asyncio.to_thread(private_pg.kill)
@@ -79,6 +107,9 @@ async def test_database_kill_unavailable_then_recovery_without_restart(
         assert health["database"] == "unavailable"
         await leaving.close()  # its offline cannot be stored now
         assert not a.closed.is_set() and not b.closed.is_set()  # sockets stay open
+        await _hello_is_refused_retryably(early, node, bob, b_gone)
+        health = await _health_status(http, node, 503)
+        assert health["connections"] == 2, health  # the refused hello left no session behind
 
         await asyncio.to_thread(private_pg.start)
         await _health_status(http, node, 200)
