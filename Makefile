@@ -30,7 +30,7 @@ run: services venv ## Main job: start the reference server, run the functional s
 	$(BIN)/python scripts/run_suites.py $(ROBOT_ARGS); rc=$$?; \
 	  $(BIN)/python scripts/report.py --quiet; exit $$rc
 
-test: services venv lint libdoc pytest acceptance ## The project's own tests: lint, keyword docs, pytest, acceptance suites
+test: services venv lint libdoc pytest acceptance ## The project's own tests: lint, keyword docs, pytest, every suite
 
 suite: services venv ## Run one suite: make suite NAME=message_flow
 	@test -n "$(NAME)" || { echo "usage: make suite NAME=<suite name, e.g. message_flow>"; exit 2; }
@@ -72,8 +72,9 @@ lint: venv ## ruff, robocop, mypy
 pytest: services venv ## pytest tests of the server and the keyword libraries
 	$(BIN)/pytest -q tests
 
-acceptance: services venv ## Functional, hostile and fast fault suites against the reference server
-	$(BIN)/python scripts/run_suites.py --include-fast-faults $(ROBOT_ARGS)
+acceptance: services venv ## Every suite: functional, stress, fault and hostile, then the report
+	$(BIN)/python scripts/run_suites.py --include-all $(ROBOT_ARGS); rc=$$?; \
+	  $(BIN)/python scripts/report.py --quiet; exit $$rc
 
 libdoc: venv ## Render keyword docs into docs/keywords/
 	$(BIN)/python scripts/libdoc.py
