@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,6 +15,10 @@ import asyncpg
 import pytest
 
 from .support import Api, ServerProcess, create_database, drop_database, drop_orphaned_databases
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
+
+from ccskit.faults.postgres import PrivatePostgres
 
 RUN = uuid.uuid4().hex[:6]
 DB_PREFIX = "ccs_server_test_"
@@ -95,3 +100,14 @@ async def db(dsn: str, server: ServerProcess) -> AsyncIterator[asyncpg.Connectio
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def private_pg() -> AsyncIterator[PrivatePostgres]:
+    """A PostgreSQL of the fault kit's that a test may kill, stall or restart."""
+    pg = await asyncio.to_thread(PrivatePostgres, "ccs")
+    try:
+        await asyncio.to_thread(pg.start)
+        yield pg
+    finally:
+        await asyncio.to_thread(pg.teardown)

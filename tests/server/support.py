@@ -311,3 +311,23 @@ async def drop_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def wait_health(
+    http: aiohttp.ClientSession, node: ServerProcess, want: int, within: float = 20
+) -> dict[str, Any]:
+    """Poll ``/health`` until it answers ``want`` (each poll itself bounded)."""
+    deadline = time.monotonic() + t(within)
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            async with http.get(
+                node.base + "/health", timeout=aiohttp.ClientTimeout(total=t(5))
+            ) as resp:
+                body = await resp.json()
+                if resp.status == want:
+                    return body
+        except TimeoutError:
+            body = {"error": "health did not answer within 5 s"}
+        await asyncio.sleep(0.1)  # polling another process: there is no event to wait on
+    raise AssertionError(f"/health never answered {want}: {body}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -20,33 +19,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from .conftest import RUN
-from .support import Api, Client, ServerProcess, t
+from .support import Api, Client, ServerProcess, t, wait_health
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
 
 from ccskit.faults.postgres import PrivatePostgres
-
-
-@pytest.fixture
-async def private_pg() -> AsyncIterator[PrivatePostgres]:
-    pg = await asyncio.to_thread(PrivatePostgres, "ccs")
-    try:
-        await asyncio.to_thread(pg.start)
-        yield pg
-    finally:
-        await asyncio.to_thread(pg.teardown)
-
-
-async def _health_status(http: aiohttp.ClientSession, node: ServerProcess, want: int) -> dict:
-    deadline = time.monotonic() + t(15)
-    body: dict = {}
-    while time.monotonic() < deadline:
-        async with http.get(node.base + "/health") as resp:
-            body = await resp.json()
-            if resp.status == want:
-                return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"/health never answered {want}: {body}")
 
 
 async def _upgrade_with_token(node: ServerProcess, user: str, device: str) -> ClientConnection:
@@ -103,16 +80,16 @@ async def test_database_kill_unavailable_then_recovery_without_restart(
         assert refused["type"] == "error", refused
         assert (refused["code"], refused["retryable"]) == ("unavailable", True)
         assert time.monotonic() - began < t(5)
-        health = await _health_status(http, node, 503)
+        health = await wait_health(http, node, 503, within=15)
         assert health["database"] == "unavailable"
         await leaving.close()  # its offline cannot be stored now
         assert not a.closed.is_set() and not b.closed.is_set()  # sockets stay open
         await _hello_is_refused_retryably(early, node, bob, b_gone)
-        health = await _health_status(http, node, 503)
+        health = await wait_health(http, node, 503, within=15)
         assert health["connections"] == 2, health  # the refused hello left no session behind
 
         await asyncio.to_thread(private_pg.start)
-        await _health_status(http, node, 200)
+        await wait_health(http, node, 200, within=15)
         ack = await a.send_msg(conv, {"n": 2}, cmid="during")  # the same key, retried
         assert ack["type"] == "ack" and ack["duplicate"] is False, ack
         assert [m["seq"] for m in await b.wait_messages(conv, 2)] == [1, 2]

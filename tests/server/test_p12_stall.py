@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from .conftest import RUN
-from .support import Api, Client, ServerProcess, t
+from .support import Api, Client, ServerProcess, t, wait_health
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
 
@@ -37,16 +37,6 @@ DEADLINE_LIMIT_S = 2.0 + 1.5
 
 
 @pytest.fixture
-async def private_pg() -> AsyncIterator[PrivatePostgres]:
-    pg = await asyncio.to_thread(PrivatePostgres, "ccs")
-    try:
-        await asyncio.to_thread(pg.start)
-        yield pg
-    finally:
-        await asyncio.to_thread(pg.teardown)
-
-
-@pytest.fixture
 async def db_link(private_pg: PrivatePostgres) -> AsyncIterator[TcpProxy]:
     """The proxy the node reaches PostgreSQL through."""
     proxy = await asyncio.to_thread(TcpProxy, "127.0.0.1", private_pg.port)
@@ -54,24 +44,6 @@ async def db_link(private_pg: PrivatePostgres) -> AsyncIterator[TcpProxy]:
         yield proxy
     finally:
         await asyncio.to_thread(proxy.close)
-
-
-async def _health(http: aiohttp.ClientSession, node: ServerProcess, want: int) -> dict:
-    """Poll /health until it answers ``want`` (each poll itself bounded)."""
-    deadline = time.monotonic() + t(20)
-    body: dict = {}
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(
-                node.base + "/health", timeout=aiohttp.ClientTimeout(total=t(5))
-            ) as resp:
-                body = await resp.json()
-                if resp.status == want:
-                    return body
-        except TimeoutError:
-            body = {"error": "health did not answer within 5 s"}
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"/health never answered {want}: {body}")
 
 
 async def _wait_backends_at_most(pg: PrivatePostgres, most: int) -> None:
@@ -151,12 +123,12 @@ async def test_stalled_database_link_unavailable_then_recovery(
             assert took < t(DEADLINE_LIMIT_S), f"{what} answered after {took:.1f} s"
         took_all = [took for per_device in results for _c, _r, took in per_device]
         print(f"stall replies: {len(took_all)}, slowest {max(took_all):.2f} s")
-        health = await _health(http, node, 503)
+        health = await wait_health(http, node, 503)
         assert health["database"] == "unavailable", health
         assert not any(c.closed.is_set() for c in clients)  # sockets stay open
 
         await asyncio.to_thread(db_link.restore)
-        await _health(http, node, 200)
+        await wait_health(http, node, 200)
         for c in clients:
             for i in range(SENDS):
                 # a timed-out send may have committed after all: then the retry is a duplicate

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
-import jwt
+
+from ..config import KitConfig
+from ..tokens import mint_token
 
 
 def mint(
@@ -20,20 +21,11 @@ def mint(
     issuer: str = "ccs",
     audience: str = "ccs-clients",
 ) -> str:
-    """An HS256 token as protocol.md section 2 describes (the kit shares the server's secret)."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": user,
-        "iat": now,
-        "exp": now + ttl_s,
-        "iss": issuer,
-        "aud": audience,
-    }
-    if device:
-        claims["dev"] = device
-    if admin:
-        claims["role"] = "admin"
-    return jwt.encode(claims, secret, algorithm="HS256")
+    """The kit's token (``ccskit.tokens``) signed with an explicit secret, issuer and audience."""
+    config = replace(
+        KitConfig.from_env(), token_secret=secret, token_issuer=issuer, token_audience=audience
+    )
+    return mint_token(user, device, admin=admin, ttl_s=ttl_s, config=config)
 
 
 @dataclass(frozen=True, slots=True)
