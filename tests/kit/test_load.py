@@ -161,9 +161,7 @@ async def test_server_close_is_recorded_as_unexpected() -> None:
         fleet = await provision(srv.api_url, SECRET, make_idle(prefix(), 5))
         run = LoadRun(srv.ws_url, fleet)
         assert (await run.connect(timeout_s=30)).connected == 5
-        assert srv.proc is not None
-        srv.proc.terminate()  # graceful shutdown closes every socket with 1012
-        await srv.proc.wait()
+        await srv.stop()  # graceful shutdown closes every socket with 1012
         for conn in run.conns.values():
             assert conn._reader is not None
             await conn._reader

@@ -70,9 +70,7 @@ async def test_a_server_close_lowers_uptime() -> None:
     env = {"CCS_TOKEN_SECRET": SECRET, "CCS_LOG_LEVEL": "WARNING"}
     async with ReferenceServer("ccskit_test_reliability_close", env=env) as srv:
         run = await _run(srv, f"relc{time.time_ns()}")
-        assert srv.proc is not None
-        srv.proc.terminate()  # graceful shutdown closes every socket with 1012
-        await srv.proc.wait()
+        await srv.stop()  # graceful shutdown closes every socket with 1012
         for conn in run.conns.values():
             assert conn._reader is not None
             await conn._reader

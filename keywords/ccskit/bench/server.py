@@ -1,17 +1,19 @@
-"""Start the reference server on a fresh database for measuring (``python -m ccs_server serve``)."""
+"""Start the reference server on a fresh database for measuring.
+
+A thin async wrapper over :class:`ccskit.server.ServerProcess` (the one way the kit starts a
+server), adding what a measurement needs: a database of its own, dropped afterwards.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
+
+from ..server import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -19,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[3]
 class ReferenceServer:
     """One reference-server process on a free port and its own fresh database.
 
-    ``async with ReferenceServer(...) as srv`` creates the database, starts the server with
-    ``CCS_PORT=0`` and waits (bounded) until it wrote its port and ``/health`` answers 200; on exit
-    it stops the process (SIGTERM, then SIGKILL) and drops the database.
+    ``async with ReferenceServer(...) as srv`` creates the database, starts the server and waits
+    (bounded) until ``/health`` answers 200; on exit it stops the process (SIGTERM, then SIGKILL)
+    and drops the database.
     """
 
     def __init__(
@@ -35,19 +37,28 @@ class ReferenceServer:
         self.database = database
         self.admin_dsn = admin_dsn
         self.dsn = admin_dsn.rsplit("/", 1)[0] + f"/{database}"
-        self.extra_env = env or {}
         self.ready_timeout_s = ready_timeout_s
-        self.root = root  # another tree (a patched copy) can be measured the same way
-        self.proc: asyncio.subprocess.Process | None = None
-        self.port = 0
         self._dir = tempfile.TemporaryDirectory(prefix="ccs-bench-")
-        self.log_path = Path(self._dir.name) / "server.log"
+        # the server's own defaults, not the kit's short test windows: measure what ships
+        server_env = {"CCS_REPAIR_INTERVAL_MS": "1000", **(env or {}), "DATABASE_URL": self.dsn}
+        # another tree (a patched copy) can be measured the same way
+        self.process = ServerProcess(env=server_env, log_dir=Path(self._dir.name), cwd=root)
 
     @property
     def pid(self) -> int:
         """The server's process id (for psutil)."""
-        assert self.proc is not None
-        return self.proc.pid
+        assert self.process.pid is not None
+        return self.process.pid
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log (it goes with the temporary folder on exit)."""
+        assert self.process.log_path is not None, "server not started"
+        return self.process.log_path
 
     @property
     def api_url(self) -> str:
@@ -64,69 +75,23 @@ class ReferenceServer:
             f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)',
             f'CREATE DATABASE "{self.database}"',
         )
-        port_file = Path(self._dir.name) / "port"
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.dsn,
-            "CCS_HOST": "127.0.0.1",
-            "CCS_PORT": "0",
-            "CCS_PORT_FILE": str(port_file),
-            **self.extra_env,
-        }
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
-        log = self.log_path.open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ccs_server",
-            "serve",
-            cwd=self.root,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
         try:
-            await self._wait_ready(port_file)
+            await asyncio.to_thread(self.process.start, self.ready_timeout_s)
         except BaseException:
             await self.__aexit__()
             raise
         return self
 
-    async def _wait_ready(self, port_file: Path) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + self.ready_timeout_s
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                if self.proc.returncode is not None:
-                    raise RuntimeError(f"server exited {self.proc.returncode}: {self.log_tail()}")
-                text = _read_port(port_file)
-                if text.isdigit():
-                    self.port = int(text)
-                    try:
-                        async with http.get(f"{self.api_url}/health") as resp:
-                            if resp.status == 200:
-                                return
-                    except aiohttp.ClientError:
-                        pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"server not ready in {self.ready_timeout_s} s: {self.log_tail()}")
-
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the server's output, for error messages."""
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return self.process.log_tail()[-chars:]
+
+    async def stop(self) -> int | None:
+        """Graceful shutdown (SIGTERM: every socket is closed with 1012); the exit code."""
+        return await asyncio.to_thread(self.process.stop)
 
     async def __aexit__(self, *exc: Any) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await self.stop()
         await self._admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         self._dir.cleanup()
 
@@ -137,11 +102,3 @@ class ReferenceServer:
                 await conn.execute(sql)
         finally:
             await conn.close()
-
-
-def _read_port(path: Path) -> str:
-    """The port file's content, or "" while the server has not written it."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return ""
