@@ -107,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     # One id for the whole run, so the metrics of every pabot worker merge into one report.
     env.setdefault("CCS_RUN_ID", time.strftime("run-%Y%m%dT%H%M%SZ", time.gmtime()))
     server: ServerProcess | None = None
+    if env.get("CCS_SERVER_PATH"):
+        # Absolute, so every robot/pabot process (started from the root) finds the same copy.
+        copy = Path(env["CCS_SERVER_PATH"]).expanduser().resolve()
+        if not (copy / "ccs_server" / "__main__.py").is_file():
+            print(
+                f"run_suites: CCS_SERVER_PATH={copy} holds no ccs_server package", file=sys.stderr
+            )
+            return 2
+        env["CCS_SERVER_PATH"] = os.environ["CCS_SERVER_PATH"] = str(copy)
     if not env.get("SUT_URL"):
         server = ServerProcess(log_dir=Path(args.outputdir) / "server")
         try:
@@ -114,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         except ServerStartError as exc:
             print(f"run_suites: the reference server did not start: {exc}", file=sys.stderr)
             return 252
-        print(f"run_suites: reference server at {env['SUT_URL']} (log {server.log_path})")
+        print(
+            f"run_suites: reference server at {env['SUT_URL']} from {server.cwd} "
+            f"(log {server.log_path})"
+        )
     cmd = command(args, extra)
     print("run_suites:", " ".join(cmd), flush=True)
     try:

@@ -84,7 +84,7 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path = RESULTS_DIR / "server"
     python: str = sys.executable
-    cwd: Path = PROJECT_ROOT
+    cwd: Path = field(default_factory=lambda: server_checkout())  # CCS_SERVER_PATH or here
     proc: subprocess.Popen[bytes] | None = None
     base_url: str = ""
     log_path: Path | None = None
