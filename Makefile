@@ -10,7 +10,7 @@ ROBOT_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv services run test suite stress faults bench report health env-up env-down \
-        lint typecheck pytest acceptance libdoc clean
+        lint typecheck pytest acceptance libdoc clean conformance
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ services: ## Make sure PostgreSQL and Redis answer (start or install them if nee
 
 run: services venv ## Main job: start the reference server, run the functional suites, write results/
 	$(BIN)/python scripts/run_suites.py $(ROBOT_ARGS); rc=$$?; \
-	  $(BIN)/python scripts/report.py --quiet; exit $$rc
+	  $(BIN)/python scripts/report.py --quiet; $(BIN)/python scripts/conformance.py --quiet; exit $$rc
 
 test: services venv lint libdoc pytest acceptance ## The project's own tests: lint, keyword docs, pytest, every suite
 
@@ -49,6 +49,9 @@ bench: services venv ## Benchmark sweep and raw limits -> results/bench.json
 
 report: venv ## One-page performance and reliability report -> results/performance-report.html
 	$(BIN)/python scripts/report.py
+
+conformance: venv ## Which protocol statements and promises the last run proved -> results/conformance.html
+	$(BIN)/python scripts/conformance.py
 
 health: venv ## Is PostgreSQL, Redis and the server reachable and healthy?
 	$(BIN)/python scripts/health.py
@@ -74,7 +77,7 @@ pytest: services venv ## pytest tests of the server and the keyword libraries
 
 acceptance: services venv ## Every suite: functional, stress, fault and hostile, then the report
 	$(BIN)/python scripts/run_suites.py --include-all $(ROBOT_ARGS); rc=$$?; \
-	  $(BIN)/python scripts/report.py --quiet; exit $$rc
+	  $(BIN)/python scripts/report.py --quiet; $(BIN)/python scripts/conformance.py --quiet; exit $$rc
 
 libdoc: venv ## Render keyword docs into docs/keywords/
 	$(BIN)/python scripts/libdoc.py
