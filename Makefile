@@ -79,7 +79,7 @@ acceptance: services venv ## Every suite: functional, stress, fault and hostile,
 	$(BIN)/python scripts/run_suites.py --include-all $(ROBOT_ARGS); rc=$$?; \
 	  $(BIN)/python scripts/report.py --quiet; $(BIN)/python scripts/conformance.py --quiet; exit $$rc
 
-libdoc: venv ## Render keyword docs into docs/keywords/
+libdoc: venv ## Render keyword docs into docs/_build/keywords/ (git-ignored; index.html links all)
 	$(BIN)/python scripts/libdoc.py
 
 clean: ## Remove results (keeps .venv)
