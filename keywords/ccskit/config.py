@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = PROJECT_ROOT / "results"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/ccs"
-DEFAULT_TOKEN_SECRET = "ccs-dev-secret-change-me"
+DEFAULT_TOKEN_SECRET = "ccs-dev-secret-change-me-at-least-32-bytes"  # HS256: >= 32 bytes
 
 
 @dataclass(frozen=True)
