@@ -1,0 +1,133 @@
+"""Conformance report: which promises and protocol statements the last run proved.
+
+Usage: ``python scripts/conformance.py [--output results/output.xml] [--results results]
+[--server URL] [--check] [--quiet]``
+
+Reads the statement ids of ``docs/protocol.md`` (``[§4.2-c]``) and the promises of
+``docs/guarantees.md`` (``P1`` … ``P18``), the tests of ``suites/`` and the ids they cite (tags
+``spec:4.2-c`` / ``P4`` or the same ids in their documentation), and the statuses of a run's
+``output.xml``. Writes ``<results>/conformance.json`` and ``<results>/conformance.html``:
+statement → citing tests → pass / fail / not run / not covered, with the server's URL and version
+(from the run's metadata, or asked of ``--server``) and the kit's commit.
+
+``--check`` runs nothing and reads no results: it exits 1, listing them, when a statement is cited
+by no test or a test cites an id that does not exist. Exit code otherwise: 0 when written
+(whatever the verdicts), 2 when the output file is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from ccskit.conformance import citations, coverage, page, statements
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def kit_commit() -> dict[str, str]:
+    """The kit's commit (``unknown`` outside git) and whether the work tree had changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown"}
+    return {"commit": commit + (" (with uncommitted changes)" if dirty else "")}
+
+
+def ask_server(url: str) -> dict[str, str]:
+    """URL, version and node of a live server, from ``/openapi.json`` and ``/health``."""
+    found = {"url": url}
+    for path, field, key in (("/openapi.json", "info", "version"), ("/health", None, "node_id")):
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + path, timeout=5) as response:
+                body = json.loads(response.read())
+        except (OSError, ValueError):
+            continue
+        value = (body.get(field) or {}).get(key) if field else body.get(key)
+        if value is not None:
+            found["protocol" if key == "version" else key] = str(value)
+    return found
+
+
+def server_identity(metadata: dict[str, str], server: str | None) -> dict[str, str]:
+    """Who was tested: the run's ``Server*`` metadata, else ``--server``/``SUT_URL`` asked live."""
+    identity = {
+        "url": metadata.get("Server", ""),
+        "version": metadata.get("Server version", ""),
+        "protocol": metadata.get("Server protocol", ""),
+    }
+    if server:
+        identity.update(ask_server(server))
+    elif not identity["url"] and os.environ.get("SUT_URL"):
+        identity["url"] = os.environ["SUT_URL"]
+    if not identity["version"] and identity.get("protocol"):
+        identity["version"] = f"protocol {identity['protocol']}"
+    return {k: v or "unknown" for k, v in identity.items()}
+
+
+def check(args: argparse.Namespace) -> int:
+    """The static check: every statement cited, every citation known."""
+    known = statements.all_statements(args.docs)
+    tests = citations.tests_in_suites(args.suites, ROOT)
+    result = coverage.static_check(known, tests)
+    print(result.describe())
+    return 0 if result.ok else 1
+
+
+def report(args: argparse.Namespace) -> int:
+    """Write the JSON and HTML report for the given output file."""
+    output: Path = args.output or args.results / "output.xml"
+    if not output.exists():
+        print(f"conformance: no results at {output}: run the suites first", file=sys.stderr)
+        return 2
+    known = statements.all_statements(args.docs)
+    static = citations.tests_in_suites(args.suites, ROOT)
+    ran, metadata = citations.tests_in_output(output, ROOT)
+    table = coverage.rows(known, coverage.merge_run(static, ran))
+    run = {
+        "output": str(output),
+        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    doc = page.document(table, server_identity(metadata, args.server), kit_commit(), run)
+    json_path, html_path = page.write(doc, args.results)
+    counts = doc["summary"]
+    line = ", ".join(f"{counts[v]} {v}" for v in coverage.VERDICTS)
+    print(f"Conformance: {html_path} ({counts['total']} statements: {line})")
+    if not args.quiet:
+        print(f"JSON:        {json_path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run the check or write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output", type=Path, help="robot output file (default <results>/output.xml)"
+    )
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    parser.add_argument("--suites", type=Path, default=ROOT / "suites")
+    parser.add_argument("--server", help="ask this server for its version instead of the metadata")
+    parser.add_argument("--check", action="store_true", help="static check only")
+    parser.add_argument("--quiet", action="store_true", help="one line of output")
+    args = parser.parse_args(argv)
+    return check(args) if args.check else report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
