@@ -15,13 +15,13 @@ ROBOT_ARGS ?=
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-server.txt
+$(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-venv: $(STAMP) ## Create .venv from requirements.txt (+ dev tools)
+venv: $(STAMP) ## Create .venv and install the kit, the server and the dev tools (pip install -e .[dev])
 
 services: ## Make sure PostgreSQL and Redis answer (start or install them if needed)
 	@bash scripts/ensure_services.sh

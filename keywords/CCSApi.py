@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
 
 from ccskit.api import CcsApi, registry
 from ccskit.config import target

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
 
 from ccskit.api import registry
 from ccskit.config import KitConfig

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
 
 from ccskit import timing
 from ccskit.api import registry

@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import atexit
 import signal
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-# The library is imported by path from suites: make its sibling package importable.
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from ccskit.faults import procs  # noqa: E402
-from ccskit.faults.common import FaultError, scaled  # noqa: E402
-from ccskit.faults.kit import FaultKit  # noqa: E402
-from ccskit.faults.postgres import STOP_SIGNALS  # noqa: E402
-from ccskit.faults.timeline import INJECTED  # noqa: E402
-from robot.api import logger  # noqa: E402
-from robot.api.deco import keyword, library  # noqa: E402
+from ccskit.faults import procs
+from ccskit.faults.common import FaultError, scaled
+from ccskit.faults.kit import FaultKit
+from ccskit.faults.postgres import STOP_SIGNALS
+from ccskit.faults.timeline import INJECTED
+from robot.api import logger
+from robot.api.deco import keyword, library
 
 _SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
 

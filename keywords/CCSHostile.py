@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
 
 import psycopg2
 import requests

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import threading
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
 
 from ccskit.bench import races, reliability
 from ccskit.bench.monitor import (

@@ -28,21 +28,14 @@ import copy
 import os
 import platform
 import socket
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
-
-# The listener is imported by path; make its sibling package importable the same way libraries do.
-_KEYWORDS_DIR = str(Path(__file__).resolve().parent)
-if _KEYWORDS_DIR not in sys.path:
-    sys.path.insert(0, _KEYWORDS_DIR)
-
-from ccskit.metrics import Metric, recorder  # noqa: E402
-from ccskit.report import sampler, store  # noqa: E402
+from ccskit.metrics import Metric, recorder
+from ccskit.report import sampler, store
 
 SUITE_ENTRY = "Suite Setup / Teardown"
 REPORT_LINK_NAME = "Performance report"

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg2
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
-
 from ccskit.api import registry
 from ccskit.checker import check
 from ccskit.config import KitConfig, scaled

@@ -5,11 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import signal
-import sys
 from datetime import timedelta
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the kit's package imports by path
 
 from ccskit import server as nodes_mod
 from ccskit.config import KitConfig, target, ws_url_for

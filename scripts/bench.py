@@ -35,14 +35,10 @@ from typing import Any
 
 import asyncpg
 import psutil
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "keywords"))
-
-from ccskit.bench.raw import raw_commit, ws_echo_rtt  # noqa: E402
-from ccskit.bench.server import ReferenceServer  # noqa: E402
-from ccskit.checker import check  # noqa: E402
-from ccskit.load import (  # noqa: E402
+from ccskit.bench.raw import raw_commit, ws_echo_rtt
+from ccskit.bench.server import ReferenceServer
+from ccskit.checker import check
+from ccskit.load import (
     LoadRun,
     PhaseStats,
     fetch_stored,
@@ -51,6 +47,8 @@ from ccskit.load import (  # noqa: E402
     provision,
     raise_fd_limit,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "ccs-bench-secret-long-enough-for-hs256"

@@ -14,8 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "keywords"))
-
 from ccskit.report import store
 
 

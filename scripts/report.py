@@ -18,8 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "keywords"))
-
 from ccskit.report import compare, page, store
 
 

@@ -22,10 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "keywords"))
+from ccskit.server import ServerProcess, ServerStartError
 
-from ccskit.server import ServerProcess, ServerStartError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_EXCLUDES = ("stress", "fault")
 FAST_FAULT_TAG = "fast-fault"
@@ -65,6 +64,7 @@ def robot_options(args: argparse.Namespace) -> list[str]:
         "--report", "report.html",
         "--xunit", "xunit.xml",
         "--loglevel", args.loglevel,
+        "--pythonpath", str(ROOT / "keywords"),  # keyword libraries by name (CCS, CCSDevices...)
     ]  # fmt: skip
     if LISTENER.exists():
         options += ["--listener", str(LISTENER)]

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import pytest
 
 # Robot puts keywords/ on the path and the libraries import ``ccskit``; do the same here so the
 # modules are not imported twice under two names.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
 from ccskit.checker import (
     ANOMALIES,
     Ack,

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from CCSDevices import CCSDevices, describe_seq_problems, latency_summary
 from ccskit.closecodes import describe_close, may_reconnect
 from ccskit.config import target

@@ -6,20 +6,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import psutil
 import psycopg2
 import pytest
 import redis
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
 from CCSFaults import CCSFaults
 from ccskit.faults import kit as kit_module
 from ccskit.faults import procs

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
 from CCSDatabase import CCSDatabase
 from CCSDevices import CCSDevices
 from ccskit.api import CcsApi, registry

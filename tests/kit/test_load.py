@@ -6,16 +6,11 @@ One reference server on a fresh database serves the module; each test provisions
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
 import ccskit.bench.races as races
+import pytest
 from ccskit.bench.monitor import ServerMonitor, server_db_connections
 from ccskit.bench.server import ReferenceServer
 from ccskit.checker import check

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp import WSMsgType, web
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
 from ccskit.rawws import (
     OP_BINARY,
     OP_CLOSE,

@@ -7,17 +7,11 @@ between client and server, so a cut is a real reset of a real connection.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from ccskit.api import CcsApi, registry
 from ccskit.client import ClientError, DeviceClient, ReconnectPolicy, reconnectable
 from ccskit.config import ws_url_for

@@ -6,15 +6,10 @@ close stops the uptime clock, and a delivery the device never saw lowers the suc
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
 from ccskit.bench.monitor import CommitSampler
 from ccskit.bench.reliability import delivery_success, latency_timeline, uptime
 from ccskit.bench.server import ReferenceServer

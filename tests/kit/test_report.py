@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccskit import config
+from ccskit.metrics import Recorder
+from ccskit.report import compare, kpis, sampler, stats, store
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "keywords"))
-
-from ccskit import config  # noqa: E402
-from ccskit.metrics import Recorder  # noqa: E402
-from ccskit.report import compare, kpis, sampler, stats, store  # noqa: E402
 
 PYTHON = sys.executable
 LISTENER = ROOT / "keywords" / "CCSMetricsListener.py"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,12 +12,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from ccskit.faults.postgres import PrivatePostgres
 
 from .support import Api, ServerProcess, create_database, drop_database, drop_orphaned_databases
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
-from ccskit.faults.postgres import PrivatePostgres
 
 RUN = uuid.uuid4().hex[:6]
 DB_PREFIX = "ccs_server_test_"

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-from pathlib import Path
 
 import asyncpg
+from ccskit.rawws import OP_CLOSE, OP_TEXT, RawWebSocket, encode_frame
 
 from .support import Api, Client, ServerProcess, t
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-from ccskit.rawws import OP_CLOSE, OP_TEXT, RawWebSocket, encode_frame
 
 EXACT_BODIES = [
     {"text": "before\u0000after", "only": "\u0000"},

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from ccskit.faults.redis_server import PrivateRedis
 
 from .conftest import ServerFactory
 from .support import Api, Client, ServerProcess, t
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
-from ccskit.faults.redis_server import PrivateRedis
 
 LEASE_MS = "1500"
 

@@ -8,7 +8,6 @@ presence change the node could not store during the outage is applied after it.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 
@@ -16,14 +15,11 @@ import aiohttp
 import asyncpg
 import pytest
 import websockets
+from ccskit.faults.postgres import PrivatePostgres
 from websockets.asyncio.client import ClientConnection
 
 from .conftest import RUN
 from .support import Api, Client, ServerProcess, t, wait_health
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
-from ccskit.faults.postgres import PrivatePostgres
 
 
 async def _upgrade_with_token(node: ServerProcess, user: str, device: str) -> ClientConnection:

@@ -9,7 +9,6 @@ recover by itself when the link heals, with nothing lost or doubled.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,14 +16,11 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from ccskit.faults.postgres import PrivatePostgres
+from ccskit.faults.proxy import TcpProxy
 
 from .conftest import RUN
 from .support import Api, Client, ServerProcess, t, wait_health
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
-from ccskit.faults.postgres import PrivatePostgres
-from ccskit.faults.proxy import TcpProxy
 
 DEVICES = 4  # senders, each on its own socket
 SENDS = 3  # per device, in sequence, while the link is stalled

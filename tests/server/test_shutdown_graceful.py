@@ -4,20 +4,15 @@ devices offline, lease released, exit 0 within the bound."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import asyncpg
 import pytest
 import redis
+from ccskit.faults.redis_server import PrivateRedis
 
 from .conftest import ServerFactory
 from .support import Api, Client, t
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "keywords"))
-
-from ccskit.faults.redis_server import PrivateRedis
 
 
 async def _refuses_connections(port: int, within: float) -> None:
