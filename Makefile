@@ -27,8 +27,7 @@ services: ## Make sure PostgreSQL and Redis answer (start or install them if nee
 	@bash scripts/ensure_services.sh
 
 run: services venv ## Main job: start the reference server, run the functional suites, write results/
-	$(BIN)/python scripts/run_suites.py $(ROBOT_ARGS); rc=$$?; \
-	  $(BIN)/python scripts/report.py --quiet; $(BIN)/python scripts/conformance.py --quiet; exit $$rc
+	$(BIN)/python scripts/run_suites.py $(ROBOT_ARGS)
 
 test: services venv lint libdoc pytest acceptance ## The project's own tests: lint, keyword docs, pytest, every suite
 
@@ -37,12 +36,10 @@ suite: services venv ## Run one suite: make suite NAME=message_flow
 	$(BIN)/python scripts/run_suites.py --suite "$(NAME)" --include-all $(ROBOT_ARGS)
 
 stress: services venv ## Phase 2 stress suites in parallel with pabot, one merged report
-	$(BIN)/python scripts/run_suites.py --pabot $(PROCESSES) --only stress $(ROBOT_ARGS); rc=$$?; \
-	  $(BIN)/python scripts/report.py --quiet; exit $$rc
+	$(BIN)/python scripts/run_suites.py --pabot $(PROCESSES) --only stress $(ROBOT_ARGS)
 
 faults: services venv ## Every fault-injection suite (private PostgreSQL/Redis, killed nodes)
-	$(BIN)/python scripts/run_suites.py --only fault $(ROBOT_ARGS); rc=$$?; \
-	  $(BIN)/python scripts/report.py --quiet; exit $$rc
+	$(BIN)/python scripts/run_suites.py --only fault $(ROBOT_ARGS)
 
 bench: services venv ## Benchmark sweep and raw limits -> results/bench.json
 	$(BIN)/python scripts/bench.py
@@ -76,8 +73,7 @@ pytest: services venv ## pytest tests of the server and the keyword libraries
 	$(BIN)/pytest -q tests
 
 acceptance: services venv ## Every suite: functional, stress, fault and hostile, then the report
-	$(BIN)/python scripts/run_suites.py --include-all $(ROBOT_ARGS); rc=$$?; \
-	  $(BIN)/python scripts/report.py --quiet; $(BIN)/python scripts/conformance.py --quiet; exit $$rc
+	$(BIN)/python scripts/run_suites.py --include-all $(ROBOT_ARGS)
 
 libdoc: venv ## Render keyword docs into docs/_build/keywords/ (git-ignored; index.html links all)
 	$(BIN)/python scripts/libdoc.py
