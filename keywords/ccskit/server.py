@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import psycopg2
 import requests
 
-from .config import PROJECT_ROOT, RESULTS_DIR, KitConfig
+from .config import PROJECT_ROOT, RESULTS_DIR, KitConfig, ws_url_for
 
 # Short windows so presence and liveness tests stay fast; a team pointing the kit at its own
 # deployment sets SUT_URL instead and these are not used.
@@ -77,12 +77,29 @@ def wait_healthy(
     raise ServerStartError(f"GET {base_url}/health not 200 within {timeout:.0f} s (last: {last})")
 
 
+def default_log_dir() -> Path:
+    """``server/`` in robot's output folder while robot runs (under pabot, the folder above
+    ``pabot_results``), so server logs follow ``--outputdir``; else ``results/server``."""
+    try:
+        from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
+
+        output_dir = BuiltIn().get_variable_value("${OUTPUT DIR}")
+    except (ImportError, RobotNotRunningError):
+        output_dir = None
+    if not output_dir:
+        return RESULTS_DIR / "server"
+    parts = Path(output_dir).parts
+    if "pabot_results" in parts:
+        return Path(*parts[: parts.index("pabot_results")]) / "server"
+    return Path(output_dir) / "server"
+
+
 @dataclass
 class ServerProcess:
     """A reference server child process and where its log goes."""
 
     env: dict[str, str] = field(default_factory=dict)
-    log_dir: Path = RESULTS_DIR / "server"
+    log_dir: Path = field(default_factory=lambda: default_log_dir())
     python: str = sys.executable
     cwd: Path = field(default_factory=lambda: server_checkout())  # CCS_SERVER_PATH or here
     proc: subprocess.Popen[bytes] | None = None
@@ -172,25 +189,32 @@ def server_checkout() -> Path:
     return Path(os.environ.get("CCS_SERVER_PATH") or PROJECT_ROOT)
 
 
-#: Reference server nodes started by name (``node-1``, ``node-2``) for multi-node suites.
-nodes: dict[str, ServerProcess] = {}
+class Nodes:
+    """Reference server nodes started by name (``node-1``, ``node-2``) for multi-node suites."""
 
+    def __init__(self) -> None:
+        self.started: dict[str, ServerProcess] = {}
 
-def node(name: str) -> ServerProcess:
-    """The node started as ``name``; fails with the known names."""
-    try:
-        return nodes[name]
-    except KeyError:
-        known = sorted(nodes)
-        raise AssertionError(f"no reference node '{name}' was started (known: {known})") from None
+    def __call__(self, name: str) -> ServerProcess:
+        """The node started as ``name``; fails with the known names."""
+        try:
+            return self.started[name]
+        except KeyError:
+            known = sorted(self.started)
+            raise AssertionError(
+                f"no reference node '{name}' was started (known: {known})"
+            ) from None
 
+    def ws_url(self, name_or_url: str) -> str:
+        """WebSocket URL of a node name, or of a given ``http(s)://``/``ws(s)://`` URL."""
+        if name_or_url.startswith(("ws://", "wss://")):
+            return name_or_url
+        if name_or_url.startswith(("http://", "https://")):
+            return ws_url_for(name_or_url)
+        return ws_url_for(self(name_or_url).base_url)
 
-def node_ws_url(name_or_url: str) -> str:
-    """WebSocket URL of a node name, or of a given ``http(s)://``/``ws(s)://`` URL."""
-    from .config import ws_url_for
-
-    if name_or_url.startswith(("ws://", "wss://")):
-        return name_or_url
-    if name_or_url.startswith(("http://", "https://")):
-        return ws_url_for(name_or_url)
-    return ws_url_for(node(name_or_url).base_url)
+    def stop_all(self, timeout: float = 10.0) -> dict[str, int | None]:
+        """Stops every node and forgets them; returns each one's exit code."""
+        codes = {name: process.stop(timeout) for name, process in self.started.items()}
+        self.started.clear()
+        return codes
