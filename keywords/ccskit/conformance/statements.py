@@ -54,12 +54,16 @@ def _blocks(markdown: str) -> list[tuple[str, str]]:
         if heading:
             flush()
             section = heading.group(2).strip()
-        elif not line or line.startswith("|") or line.startswith("- ") or in_code:
+        elif in_code or not line:
             flush()
-            if line.startswith("|") or line.startswith("- "):
-                current.append(line)
-                flush()
+        elif line.startswith("|"):
+            flush()
+            current.append(line)
+            flush()
         else:
+            # a list item starts a block; its indented continuation lines belong to it
+            if line.startswith("- "):
+                flush()
             current.append(line)
     flush()
     return blocks
@@ -76,7 +80,7 @@ def _clean(text: str) -> str:
 def _statement_text(block: str, start: int) -> str:
     """The sentence(s) a mark closes: from the previous mark (or block start) up to this mark."""
     previous = [m.end() for m in STATEMENT_MARK.finditer(block, 0, start)]
-    text = _clean(block[previous[-1] if previous else 0 : start]).lstrip(".;, ")
+    text = _clean(block[previous[-1] if previous else 0 : start]).lstrip(".;:, ")
     return text or _clean(block)
 
 
