@@ -5,8 +5,6 @@ Documentation       CCS integration suites: the reference server (or ``SUT_URL``
 
 Resource            ../resources/ccs.resource
 
-Suite Setup         Run Keywords
-...                     The Server Under Test Is Running    AND
-...                     The Database Of The Server Is Connected
+Suite Setup         The Environment Is Ready
 Suite Teardown      The Environment Is Released
 Test Teardown       Close All Devices

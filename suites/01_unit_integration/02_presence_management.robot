@@ -7,6 +7,10 @@ Documentation       Seed test 1.2 - Real-time presence management.
 
 Resource            ../../resources/ccs.resource
 
+Suite Setup         The Environment Is Ready
+Suite Teardown      The Environment Is Released
+Test Teardown       Close All Devices
+
 Test Setup          A Team Room Where Alice And Bob Are Members And Carol Is Not
 Test Tags           seed-1.2
 

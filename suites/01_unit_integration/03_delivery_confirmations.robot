@@ -8,6 +8,10 @@ Documentation       Seed test 1.3 - Message delivery confirmations.
 
 Resource            ../../resources/ccs.resource
 
+Suite Setup         The Environment Is Ready
+Suite Teardown      The Environment Is Released
+Test Teardown       Close All Devices
+
 Test Setup          A Team Room Where Alice And Bob Are Members And Carol Is Not
 Test Tags           seed-1.3
 

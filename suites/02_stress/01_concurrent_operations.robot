@@ -11,6 +11,9 @@ Documentation    Seed test 2.1 - Concurrent operations.
 Resource         ../../resources/ccs.resource
 Resource         ../../resources/stress.resource
 
+Suite Setup      The Environment Is Ready
+Suite Teardown   The Environment Is Released
+
 Test Setup       The Server's Memory Is Ours Alone
 Test Teardown    The Stress Test Is Cleaned Up
 

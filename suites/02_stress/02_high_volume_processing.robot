@@ -12,6 +12,9 @@ Documentation    Seed test 2.2 - High-volume message processing.
 Resource         ../../resources/ccs.resource
 Resource         ../../resources/stress.resource
 
+Suite Setup      The Environment Is Ready
+Suite Teardown   The Environment Is Released
+
 Test Teardown    The Stress Test Is Cleaned Up
 
 Test Tags        seed-2.2

@@ -7,6 +7,8 @@ Documentation     Phase 2 of the seed plan: integration stress tests (Tests 2.1 
 
 Resource          ../../resources/stress.resource
 
+Suite Setup       The Environment Is Ready
+
 Suite Teardown    Disconnect All Load Fleets
 Test Timeout      3 minutes
 

@@ -9,6 +9,9 @@ Documentation       Seed test 3.1 - Cross-device communication across server nod
 
 Resource            ../../resources/recovery.resource
 
+Suite Setup         Two Server Nodes Share A Private Database And Redis
+Suite Teardown      Both Nodes And Every Private Service Are Released
+
 Test Setup          A Conversation Of Alice And Bob With Two Devices Each
 Test Teardown       Close All Devices
 

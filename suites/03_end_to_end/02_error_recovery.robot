@@ -14,6 +14,9 @@ Documentation       Seed test 3.2 - Error recovery and resilience under real fau
 
 Resource            ../../resources/recovery.resource
 
+Suite Setup         Two Server Nodes Share A Private Database And Redis
+Suite Teardown      Both Nodes And Every Private Service Are Released
+
 Test Setup          A Fault Test Starts Alone
 Test Teardown       Every Fault Is Healed
 

@@ -6,6 +6,11 @@ Documentation       Authentication at connect (P15): a bad token is refused on t
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 Test Template       Connecting With A "${kind}" Token Given In "${where}" Ends With "${outcome}"
 
 

@@ -5,6 +5,11 @@ Documentation       The session around authentication: nothing before ``hello`` 
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 
 *** Test Cases ***
 A Command Before Hello Is Refused With Close 4500

@@ -6,6 +6,11 @@ Documentation       ``resume`` in hello (P9): a malformed seq fails the whole he
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 Test Template       A Hello Resuming ${resume} Ends With "${outcome}"
 
 

@@ -6,6 +6,11 @@ Documentation       Malformed frames on an authenticated connection (P16): each 
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 Test Template       Frame "${frame}" Is Answered With "${outcome}"
 
 

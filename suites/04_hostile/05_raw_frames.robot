@@ -5,6 +5,11 @@ Documentation       Frames no client library would send, built byte by byte (RFC
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 Test Template       Malformed Frame "${kind}" Is Answered With "${outcome}"
 
 

@@ -6,6 +6,11 @@ Documentation       Per-action membership checks (P15): oscar is a user of the s
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 Test Template       Oscar's Frame "${frame}" Is Denied Like An Unknown Conversation
 
 

@@ -5,6 +5,11 @@ Documentation       Access that changes while connected, presence of strangers, 
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 
 *** Test Cases ***
 Presence Of A Stranger Is Reported Like An Unknown User

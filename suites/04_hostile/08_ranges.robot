@@ -9,6 +9,11 @@ Documentation    Numbers out of range (P7, P16): receipts above the head or not 
 
 Resource         ../../resources/hostile.resource
 
+Suite Setup      The Hostile Arena Is Set Up
+Suite Teardown   The Hostile Arena Is Torn Down
+Test Setup       Snapshot Stored State
+Test Teardown    The Case Left No Trace
+
 Test Template    Frame "${frame}" Is Answered With "${outcome}"
 
 

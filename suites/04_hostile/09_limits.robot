@@ -6,6 +6,10 @@ Documentation       Limits with explicit codes (P14, P15): the per-connection ra
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Teardown       The Case Left No Trace
+
 Test Setup          Run Keywords    The Server Configuration Of This Suite Is Required    AND
 ...                     Snapshot Stored State
 

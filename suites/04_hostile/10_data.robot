@@ -6,6 +6,11 @@ Documentation       Hostile data is data (P16): bodies with SQL, markup, NUL, bi
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 Test Template       Body ${body} Is Stored And Returned Byte-Identical
 
 

@@ -6,6 +6,11 @@ Documentation       Tokens never reach the logs (P15): after the whole barrage -
 
 Resource            ../../resources/hostile.resource
 
+Suite Setup         The Hostile Arena Is Set Up
+Suite Teardown      The Hostile Arena Is Torn Down
+Test Setup          Snapshot Stored State
+Test Teardown       The Case Left No Trace
+
 
 *** Test Cases ***
 No Token Appears In The Server Logs
