@@ -10,7 +10,7 @@ ROBOT_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv services run test suite stress faults bench report health env-up env-down \
-        lint typecheck pytest acceptance libdoc clean conformance
+        lint typecheck pytest acceptance libdoc clean conformance mutation
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ faults: services venv ## Every fault-injection suite (private PostgreSQL/Redis, 
 
 bench: services venv ## Benchmark sweep and raw limits -> results/bench.json
 	$(BIN)/python scripts/bench.py
+
+mutation: services venv ## Plant each catalogued server defect, run the suites: MUTANTS= SUITES= MODEL_ONLY=1
+	MUTANTS="$(MUTANTS)" SUITES="$(SUITES)" MODEL_ONLY="$(MODEL_ONLY)" $(BIN)/python scripts/mutation.py $(MUTATION_ARGS)
 
 report: venv ## One-page performance and reliability report -> results/performance-report.html
 	$(BIN)/python scripts/report.py
