@@ -60,23 +60,36 @@ def ask_server(url: str) -> dict[str, str]:
             continue
         value = (body.get(field) or {}).get(key) if field else body.get(key)
         if value is not None:
-            found["protocol" if key == "version" else key] = str(value)
+            found["version" if key == "version" else key] = str(value)
+    return found
+
+
+def _from_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """URL and version from the run's metadata.
+
+    The metrics listener writes ``Server under test: <url> · version <v> (<source>) · health <h>``;
+    a run may also name ``Server`` and ``Server version`` with ``--metadata``.
+    """
+    found = {"url": metadata.get("Server", ""), "version": metadata.get("Server version", "")}
+    parts = metadata.get("Server under test", "").split(" · ")
+    if len(parts) >= 2 and "://" in parts[0]:
+        found["url"] = parts[0].strip()
+        version = parts[1].strip().removeprefix("version ").split(" (")[0].split(" — ")[0]
+        found["version"] = version if version != "unknown" else ""
+        if len(parts) >= 3:
+            found["health"] = parts[2].strip().removeprefix("health ")
     return found
 
 
 def server_identity(metadata: dict[str, str], server: str | None) -> dict[str, str]:
-    """Who was tested: the run's ``Server*`` metadata, else ``--server``/``SUT_URL`` asked live."""
-    identity = {
-        "url": metadata.get("Server", ""),
-        "version": metadata.get("Server version", ""),
-        "protocol": metadata.get("Server protocol", ""),
-    }
+    """Who was tested: the run's metadata, else ``--server`` asked live, else ``SUT_URL``."""
+    identity = _from_metadata(metadata)
     if server:
         identity.update(ask_server(server))
     elif not identity["url"] and os.environ.get("SUT_URL"):
         identity["url"] = os.environ["SUT_URL"]
-    if not identity["version"] and identity.get("protocol"):
-        identity["version"] = f"protocol {identity['protocol']}"
+    if not identity.get("protocol") and identity.get("version"):
+        identity["protocol"] = identity["version"]
     return {k: v or "unknown" for k, v in identity.items()}
 
 
