@@ -11,8 +11,8 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from .errors import WireError
 
-# The documented development secret is short; the operator chooses the real one (config validates
-# a minimum length), so the library's per-call warning would only be noise in every test.
+# Config refuses a secret shorter than 32 bytes; a short key reaches jwt only when a test signs
+# with a wrong secret on purpose, where the library's per-call warning would be noise.
 warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 ALGORITHMS = ["HS256"]  # allowlist: "none" and every other algorithm are refused

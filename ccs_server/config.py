@@ -7,6 +7,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
+
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the variable and what is expected."""
@@ -26,7 +28,7 @@ class Settings:
     port: int = 8080
     port_file: str = ""
     node_id: str = field(default_factory=_default_node_id)
-    token_secret: str = "ccs-dev-secret-change-me"
+    token_secret: str = "ccs-dev-secret-change-me-at-least-32-bytes"
     token_issuer: str = "ccs"
     token_audience: str = "ccs-clients"
     db_pool_size: int = 10
@@ -95,8 +97,11 @@ class Settings:
             )
         if not self.database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("DATABASE_URL must be a postgresql:// URL")
-        if len(self.token_secret) < 8:
-            raise ConfigError("CCS_TOKEN_SECRET must be at least 8 characters")
+        if len(self.token_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"CCS_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+                " (HS256 keys shorter than the hash output are refused by RFC 7518 3.2)"
+            )
 
 
 def _env_name(field_name: str) -> str:

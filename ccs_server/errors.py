@@ -16,12 +16,15 @@ ERROR_CODES: dict[str, tuple[bool, int]] = {
     "token_expired": (False, 401),
     "forbidden": (False, 403),
     "too_large": (False, 413),
+    "method_not_allowed": (False, 405),
+    "unsupported_media_type": (False, 415),
     "idempotency_conflict": (False, 409),
     "conflict": (False, 409),
     "not_found": (False, 404),
     "out_of_range": (False, 400),
     "rate_limited": (True, 429),
-    "unavailable": (True, 503),
+    "unavailable": (True, 503),  # nothing was stored
+    "outcome_unknown": (True, 503),  # maybe stored: retry with the same client_msg_id
     "internal": (True, 500),
 }
 

@@ -11,34 +11,40 @@ commit, one notification flush, every promise of a single ``ccs_send`` kept per 
   batch sees its own first insert and answers duplicate / idempotency_conflict (P2);
 - seq comes from the conversation row lock as before; items of one conversation keep their arrival
   order (stable sort) and one connection has at most one command in flight (P3);
-- a failed statement stored nothing: a connection-level failure answers every item ``unavailable``
-  (P12); any other error (deadlock, one item's bad data) re-runs the items one by one, so one bad
-  item cannot fail the others;
-- a send waits at most ``deadline_s`` from its arrival, queueing behind busy writers included, then
-  answers ``unavailable`` (P12). The statement itself is bounded by ``fetch`` (pg_deadline.py), so a
-  hung link frees the writer's slot and fails its whole batch. A send that gave up may still be
-  committed by a statement already running: it was never acknowledged, and its retry with the same
-  key answers ``duplicate`` (P1, P2).
+- every statement runs in its own transaction (pg_write.py): a failure before COMMIT was sent
+  stored nothing and answers every item ``unavailable`` (P12); a failure while COMMIT was in
+  flight answers ``outcome_unknown`` (the client retries with the same key and learns which); any
+  other error (deadlock, one item's bad data) rolled back and re-runs the items one by one, so one
+  bad item cannot fail the others;
+- a send has ``deadline_s`` from its arrival, queueing behind busy writers included. Still queued
+  at the deadline: it never reached the database, ``unavailable``. Taken by a writer: the
+  statement runs under the earliest deadline of its items, and the sender waits for its verdict,
+  because only the writer knows whether COMMIT was sent. So ``unavailable`` is never followed by
+  a late commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from .errors import WireError
+from .pg_write import TxState, outcome_unknown, unavailable
 from .ports import WriteResult
 
 log = logging.getLogger("ccs.store")
 
 SendArgs = tuple[str, str, str | None, str, str]  # conversation, user, device, client_msg_id, body
-Fetch = Callable[..., Awaitable[list[asyncpg.Record]]]
-SendOne = Callable[[SendArgs], Awaitable[WriteResult]]
+# (sql, args, deadline_s, state) -> rows after COMMIT; raises unavailable / outcome_unknown
+Write = Callable[[str, Sequence[Any], float, TxState], Awaitable[list[asyncpg.Record]]]
+SendOne = Callable[[SendArgs, float], Awaitable[WriteResult]]  # one send within a deadline
+MIN_STATEMENT_S = 0.001
+_LONG_S = 3600.0  # statement bound when sends have no deadline
 
 GROUP_SEND_SQL = (
     "SELECT t.i, s.outcome, s.id, s.conversation_id, s.seq, s.sender_user_id, s.sender_device_id,"
@@ -49,10 +55,11 @@ GROUP_SEND_SQL = (
 )
 
 
-@dataclass
+@dataclass(eq=False)  # identity: an item is looked up in the queue by ``is``
 class _Item:
     args: SendArgs
     fut: asyncio.Future[WriteResult]
+    deadline: float  # loop time; inf without a deadline
 
 
 @dataclass
@@ -69,13 +76,13 @@ class GroupSender:
 
     def __init__(
         self,
-        fetch: Fetch,
+        write: Write,
         send_one: SendOne,
         writers: int,
         max_batch: int,
         deadline_s: float | None = None,
     ) -> None:
-        self._fetch = fetch
+        self._write_rows = write
         self._send_one = send_one
         self.writers = max(1, writers)
         self.max_batch = max(1, max_batch)
@@ -87,20 +94,42 @@ class GroupSender:
 
     async def send(self, args: SendArgs) -> WriteResult:
         """Queue one send; resolves after the statement holding it has committed."""
-        fut: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Item(args, fut))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[WriteResult] = loop.create_future()
+        wait = self.deadline_s
+        item = _Item(args, fut, loop.time() + wait if wait is not None else float("inf"))
+        self._queue.append(item)
         if self._active < self.writers:
             self._active += 1
             task = asyncio.create_task(self._write_loop(), name="group-writer")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        # a sender that goes away (or runs out of time) cancels ``fut``; the writer skips settled
-        # futures (the item may still be stored: unacknowledged, a retry answers duplicate)
         try:
-            async with asyncio.timeout(self.deadline_s):
-                return await fut
-        except TimeoutError:
-            raise _unavailable() from None
+            try:
+                async with asyncio.timeout(wait):
+                    return await asyncio.shield(fut)
+            except TimeoutError:
+                if self._unqueue(item):
+                    raise unavailable() from None  # never handed to the database
+            # a writer holds it under this item's deadline: its verdict says what was stored
+            try:
+                async with asyncio.timeout(wait):
+                    return await asyncio.shield(fut)
+            except TimeoutError:
+                raise outcome_unknown() from None
+        except asyncio.CancelledError:
+            # the sender went away: unacknowledged (it may still be stored; a retry is duplicate)
+            self._unqueue(item)
+            fut.cancel()
+            raise
+
+    def _unqueue(self, item: _Item) -> bool:
+        """Take ``item`` out of the queue; False if a writer has it already."""
+        for index, queued in enumerate(self._queue):
+            if queued is item:
+                del self._queue[index]
+                return True
+        return False
 
     def writing(self, convs: Iterable[str]) -> list[asyncio.Future[None]]:
         """Completion of the batches now being written that touch any of ``convs``.
@@ -115,7 +144,15 @@ class GroupSender:
             while self._queue:
                 items = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
-                await self._write(items)
+                now = asyncio.get_running_loop().time()
+                live = []
+                for it in items:
+                    if it.deadline <= now:
+                        _settle(it.fut, exc=unavailable())  # expired unsent: nothing stored
+                    elif not it.fut.done():
+                        live.append(it)
+                if live:
+                    await self._write(live)
         finally:
             self._active -= 1
 
@@ -124,27 +161,32 @@ class GroupSender:
         # the sort is stable: one conversation's sends keep their arrival order
         items.sort(key=lambda it: it.args[0])
         batch = _Batch(items, {it.args[0] for it in items})
+        state = TxState()
         self._inflight.append(batch)
         try:
-            await self._store(items)
+            await self._store(items, state)
             # let the senders run first (they remember their rows for the fan-out), so whoever
             # waits on ``done`` finds the rows there
             await asyncio.sleep(0)
         finally:
             for it in items:
                 if not it.fut.done():  # only when this writer was cancelled (shutdown)
-                    it.fut.set_exception(_unavailable())
+                    it.fut.set_exception(outcome_unknown() if state.commit_sent else unavailable())
             self._inflight.remove(batch)
             batch.done.set_result(None)
 
-    async def _store(self, items: list[_Item]) -> None:
+    async def _store(self, items: list[_Item], state: TxState) -> None:
         cols: list[list[Any]] = [list(col) for col in zip(*(it.args for it in items), strict=True)]
+        left = min(it.deadline for it in items) - asyncio.get_running_loop().time()
         try:
-            recs = await self._fetch(GROUP_SEND_SQL, *cols)
-        except WireError:
-            # the database is unreachable: nothing of the statement was stored, nobody is acked
+            recs = await self._write_rows(
+                GROUP_SEND_SQL, cols, max(MIN_STATEMENT_S, min(left, _LONG_S)), state
+            )
+        except WireError as exc:
+            # unavailable (nothing stored) or outcome_unknown (COMMIT was in flight): every item
+            # of the statement shares its fate
             for it in items:
-                _settle(it.fut, exc=_unavailable())
+                _settle(it.fut, exc=WireError(exc.code, exc.message))
             return
         except Exception:
             log.warning("group send failed; storing its items one by one", exc_info=True)
@@ -162,24 +204,21 @@ class GroupSender:
 
     async def _store_each(self, items: list[_Item]) -> None:
         unreachable = False
+        loop = asyncio.get_running_loop()
         for it in items:
             if it.fut.done():
                 continue
-            if unreachable:  # do not spend a deadline per item on a dead link
-                _settle(it.fut, exc=_unavailable())
+            left = it.deadline - loop.time()
+            if unreachable or left <= 0:  # do not spend a deadline per item on a dead link
+                _settle(it.fut, exc=unavailable())
                 continue
             try:
-                _settle(it.fut, await self._send_one(it.args))
+                _settle(it.fut, await self._send_one(it.args, min(left, _LONG_S)))
             except WireError as exc:
-                unreachable = exc.code == "unavailable"
+                unreachable = exc.code in ("unavailable", "outcome_unknown")
                 _settle(it.fut, exc=exc)
             except Exception as exc:
                 _settle(it.fut, exc=exc)
-
-
-def _unavailable() -> WireError:
-    # a fresh error per item: handlers mutate ``extra`` of the error they send
-    return WireError("unavailable", "database unavailable; nothing was stored, retry")
 
 
 def _settle(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 from .errors import WireError, bad_request
@@ -81,3 +82,68 @@ def safe_ref(ref: Any) -> Any:
     except UnicodeEncodeError:
         return None
     return ref
+
+
+_WS = " \t\n\r"
+_OPEN, _CLOSE = "[{", "]}"
+
+
+def top_level_string(text: str, key: str) -> str | None:
+    """The string value of ``key`` in the top-level object of ``text``, without full decoding.
+
+    Used to echo ``ref`` in the error about a frame that could not be decoded as a whole (nested
+    past the parser's depth, say): only the top level is walked, nested values are skipped
+    iteratively, so the depth of the rest of the frame does not matter. Like ``json.loads``,
+    the last occurrence of a duplicated key wins. None if the text is not an object with a
+    string under ``key`` or is malformed before that key ends.
+    """
+    found: str | None = None
+    try:
+        i = _skip_ws(text, 0)
+        if text[i] != "{":
+            return None
+        i = _skip_ws(text, i + 1)
+        while text[i] == '"':
+            name, i = scanstring(text, i + 1)
+            i = _skip_ws(text, i)
+            if text[i] != ":":
+                return found
+            i = _skip_ws(text, i + 1)
+            if name == key:
+                found = scanstring(text, i + 1)[0] if text[i] == '"' else None
+            i = _skip_ws(text, _skip_value(text, i))
+            if text[i] != ",":
+                break
+            i = _skip_ws(text, i + 1)
+    except (IndexError, ValueError):
+        pass
+    return found
+
+
+def _skip_ws(text: str, i: int) -> int:
+    while text[i] in _WS:
+        i += 1
+    return i
+
+
+def _skip_value(text: str, i: int) -> int:
+    """Index just past the JSON value starting at ``i`` (any depth, no recursion)."""
+    depth = 0
+    while True:
+        ch = text[i]
+        if ch == '"':
+            i = scanstring(text, i + 1)[1]
+        elif ch in _OPEN:
+            depth += 1
+            i += 1
+        elif ch in _CLOSE:
+            if depth == 0:
+                return i  # a scalar ended by its parent's bracket
+            depth -= 1
+            i += 1
+        elif depth == 0 and (ch == "," or ch in _WS):
+            return i
+        else:
+            i += 1
+        if depth == 0 and (ch == '"' or ch in _CLOSE):
+            return i

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import PROTOCOL_VERSION
+from .errors import ERROR_CODES
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -73,7 +74,7 @@ OPENAPI: dict[str, Any] = {
                 "type": "object",
                 "required": ["code", "message", "retryable"],
                 "properties": {
-                    "code": {"type": "string"},
+                    "code": {"type": "string", "enum": sorted(ERROR_CODES)},
                     "message": {"type": "string"},
                     "retryable": {"type": "boolean"},
                 },

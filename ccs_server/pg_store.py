@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -14,6 +13,7 @@ import asyncpg
 from .errors import WireError
 from .group_send import GroupSender, SendArgs
 from .pg_deadline import BoundedPool
+from .pg_write import UNREACHABLE, TxState, unavailable, write
 from .ports import ConvState, Row, WriteResult
 
 log = logging.getLogger("ccs.store")
@@ -24,18 +24,11 @@ MSG_COLS = (
     "id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, body::text AS body,"
     " version, deleted, created_at, edited_at"
 )
+SEND_SQL = "SELECT outcome, " + MSG_COLS + " FROM ccs_send($1, $2, $3, $4, $5::json)"
+EDIT_SQL = "SELECT outcome, " + MSG_COLS + " FROM ccs_edit($1, $2, $3, $4, $5::json, $6)"
+RECEIPT_SQL = "SELECT * FROM ccs_receipt($1, $2, $3, $4, $5)"
 GROUP_WRITERS = 4  # group-commit statements in flight at once (see group_send.py)
 GROUP_MAX = 256  # sends per statement: bounds one transaction's locks and result size
-# Errors that mean "the database is not reachable right now": retryable, nothing was stored.
-UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    # "sorry, too many clients already": the server is saturated, not the request wrong
-    asyncpg.TooManyConnectionsError,
-)
 
 
 class StartupError(RuntimeError):
@@ -44,11 +37,11 @@ class StartupError(RuntimeError):
 
 @contextlib.contextmanager
 def db_errors() -> Any:
-    """Map connection-level failures to the retryable ``unavailable`` wire error."""
+    """Map connection-level failures of a read (or a fixture write) to ``unavailable``."""
     try:
         yield
-    except UNAVAILABLE as exc:
-        raise WireError("unavailable", "database unavailable; nothing was stored, retry") from exc
+    except UNREACHABLE as exc:
+        raise unavailable() from exc
 
 
 async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
@@ -116,7 +109,7 @@ class PgStore:
         # group commit: at most half the pool writes sends, the rest serves reads and fetches;
         # a send waits at most ``timeout_s`` from its arrival, queueing included
         self.group = GroupSender(
-            self._fetch,
+            self._write,
             self._send_one,
             min(GROUP_WRITERS, pool.get_max_size() // 2),
             GROUP_MAX,
@@ -160,36 +153,31 @@ class PgStore:
         that arrive at the same time (group_send.py); returns after the commit."""
         return await self.group.send((conv, user, device, cmid, body_json))
 
-    async def _send_one(self, args: SendArgs) -> WriteResult:
+    async def _write(
+        self, sql: str, args: Sequence[Any], deadline_s: float, state: TxState
+    ) -> list[asyncpg.Record]:
+        return await write(self.pool, sql, args, deadline_s, state)
+
+    async def _write_one(self, sql: str, *args: Any) -> asyncpg.Record:
+        recs = await write(self.pool, sql, args, self.timeout)
+        assert len(recs) == 1  # the stored procedures return exactly one row
+        return recs[0]
+
+    async def _send_one(self, args: SendArgs, deadline_s: float) -> WriteResult:
         """One ``ccs_send`` in its own transaction (the group's fallback)."""
-        rec = await self._fetchrow(
-            "SELECT outcome, " + MSG_COLS + " FROM ccs_send($1, $2, $3, $4, $5::json)", *args
-        )
-        assert rec is not None
-        return WriteResult(rec["outcome"], dict(rec))
+        recs = await write(self.pool, SEND_SQL, args, deadline_s)
+        return WriteResult(recs[0]["outcome"], dict(recs[0]))
 
     async def edit(
         self, conv: str, user: str, seq: int, expected: int, body_json: str | None, delete: bool
     ) -> WriteResult:
         """Edit or tombstone a message if ``expected`` is its current version."""
-        rec = await self._fetchrow(
-            "SELECT outcome, " + MSG_COLS + " FROM ccs_edit($1, $2, $3, $4, $5::json, $6)",
-            conv,
-            user,
-            seq,
-            expected,
-            body_json,
-            delete,
-        )
-        assert rec is not None
+        rec = await self._write_one(EDIT_SQL, conv, user, seq, expected, body_json, delete)
         return WriteResult(rec["outcome"], dict(rec))
 
     async def receipt(self, conv: str, user: str, device: str, kind: str, seq: int) -> WriteResult:
         """Move the device's cursors forward; ``row`` carries the new cursors and ``changed``."""
-        rec = await self._fetchrow(
-            "SELECT * FROM ccs_receipt($1, $2, $3, $4, $5)", conv, user, device, kind, seq
-        )
-        assert rec is not None
+        rec = await self._write_one(RECEIPT_SQL, conv, user, device, kind, seq)
         return WriteResult(rec["outcome"], dict(rec))
 
     async def fetch_range(self, conv: str, after: int, upto: int, limit: int) -> list[Row]:
@@ -219,14 +207,22 @@ class PgStore:
     ) -> tuple[list[Row], bool] | None:
         """A page of messages (ascending) and whether more exist; None if not a member.
 
+        A member reads only messages after its join point (``has_more`` is false at it);
         ``user`` None (an admin) skips the membership check but the conversation must exist.
         """
+        joined = 0
         if user is None:
             if await self.heads([conv]) == {}:
                 return None
-        elif await self.is_member(conv, user) is None:
-            return None
+        else:
+            member = await self.membership(conv, user)
+            if member is None:
+                return None
+            joined = member[1]
         conds, args = ["conversation_id = $1"], [conv]  # type: list[str], list[Any]
+        if joined:
+            args.append(joined)
+            conds.append(f"seq > ${len(args)}")
         if after is not None:
             args.append(after)
             conds.append(f"seq > ${len(args)}")
@@ -250,14 +246,18 @@ class PgStore:
     async def session_state(self, user: str, device: str) -> list[ConvState]:
         """Every conversation of ``user`` with its head and the device's delivered cursor."""
         recs = await self._fetch(
-            "SELECT c.id, c.head_seq, c.edit_seq, COALESCE(d.delivered_upto, 0) AS delivered"
+            "SELECT c.id, c.head_seq, c.edit_seq, COALESCE(d.delivered_upto, 0) AS delivered,"
+            " m.join_seq"
             " FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id"
             " LEFT JOIN device_cursors d ON d.device_id = $2 AND d.conversation_id = c.id"
             " WHERE m.user_id = $1",
             user,
             device,
         )
-        return [ConvState(r["id"], r["head_seq"], r["delivered"], r["edit_seq"]) for r in recs]
+        return [
+            ConvState(r["id"], r["head_seq"], r["delivered"], r["edit_seq"], r["join_seq"])
+            for r in recs
+        ]
 
     async def heads(self, convs: Sequence[str]) -> dict[str, int]:
         """Current ``head_seq`` of each conversation."""
@@ -294,6 +294,16 @@ class PgStore:
             user,
         )
         return None if rec is None else rec["head_seq"]
+
+    async def membership(self, conv: str, user: str) -> tuple[int, int] | None:
+        """``(head_seq, join_seq)`` if ``user`` is a member, else None."""
+        rec = await self._fetchrow(
+            "SELECT c.head_seq, m.join_seq FROM conversations c JOIN conversation_members m"
+            " ON m.conversation_id = c.id AND m.user_id = $2 WHERE c.id = $1",
+            conv,
+            user,
+        )
+        return None if rec is None else (rec["head_seq"], rec["join_seq"])
 
     async def device_owner(self, device: str) -> tuple[str, bool] | None:
         """(user_id, revoked) of a device, or None if unknown."""

@@ -36,11 +36,32 @@ async def error_middleware(
         return await handler(request)
     except WireError as err:
         return _json(err.body(), err.http_status)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        return _http_exception(exc)
     except Exception:
         log.exception("request failed", extra={"path": request.path})
         return _json(WireError("internal", "unexpected server error").body(), 500)
+
+
+# aiohttp's own refusals (routing, body size), answered in the documented error shape
+HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    404: ("not_found", "no such endpoint"),
+    405: ("method_not_allowed", "method not allowed on this endpoint"),
+    413: ("too_large", "request body too large"),
+}
+
+
+def _http_exception(exc: web.HTTPException) -> web.StreamResponse:
+    """The JSON error for an aiohttp HTTP exception (re-raised if it is not an error)."""
+    known = HTTP_ERRORS.get(exc.status)
+    if known is None:
+        if exc.status < 400:
+            raise exc
+        known = ("bad_request", exc.reason) if exc.status < 500 else ("internal", exc.reason)
+    resp = _json(WireError(*known).body(), exc.status)
+    if "Allow" in exc.headers:
+        resp.headers["Allow"] = exc.headers["Allow"]
+    return resp
 
 
 def _node(request: web.Request) -> Node:
@@ -71,6 +92,9 @@ async def _device(request: web.Request) -> Identity:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    # parameters such as charset are allowed; the body must be UTF-8 all the same
+    if request.content_type != "application/json":
+        raise WireError("unsupported_media_type", "Content-Type must be application/json")
     data = loads_strict(await request.read())  # same edge rules as WebSocket frames
     if not isinstance(data, dict):
         raise WireError("invalid_json", "request body must be a JSON object")
@@ -182,14 +206,17 @@ async def edit_message(request: web.Request) -> web.Response:
     return _json(edit_outcome(node.hub, res.outcome, res.row))
 
 
-async def _reader(request: web.Request, conv: str) -> None:
-    """Admins may read any conversation; devices only their user's."""
+async def _reader(request: web.Request, conv: str) -> int:
+    """Admins may read any conversation, devices only their user's; returns the seq after
+    which the reader may see messages (its join point; 0 for admins)."""
     ident = _identity(request)
     if ident.admin:
-        return
+        return 0
     ident = await _device(request)
-    if await _node(request).store.is_member(conv, ident.user_id) is None:
+    member = await _node(request).store.membership(conv, ident.user_id)
+    if member is None:
         raise forbidden()
+    return member[1]
 
 
 @routes.get("/v1/conversations/{conversation_id}/messages")
@@ -216,9 +243,10 @@ async def message_status(request: web.Request) -> web.Response:
     """Per member device: delivered / read for message ``seq``."""
     conv = _path_id(request, "conversation_id")
     seq = v.query_int(request.match_info["seq"], "seq", minimum=1)
-    await _reader(request, conv)
+    joined = await _reader(request, conv)
     assert seq is not None
-    status = await _node(request).store.message_status(conv, seq)
+    # a message from before the reader joined is not the reader's: as if it did not exist
+    status = None if seq <= joined else await _node(request).store.message_status(conv, seq)
     if status is None:
         raise WireError("not_found", "no message with this seq")
     return _json({"conversation_id": conv, **status})
@@ -226,10 +254,19 @@ async def message_status(request: web.Request) -> web.Response:
 
 @routes.get("/v1/users/{user_id}/presence")
 async def presence(request: web.Request) -> web.Response:
-    """A user's presence and devices (any valid token)."""
-    _identity(request)
+    """A user's presence and devices: admins see anyone, a device only users it shares a
+    conversation with (itself included).
+
+    Anyone else is answered exactly like an unknown user (offline, no devices), as
+    ``presence_query`` does, so the reply does not even tell whether the user exists.
+    """
     user = _path_id(request, "user_id")
-    summary = await _node(request).store.user_presence(user)
+    node = _node(request)
+    if not _identity(request).admin:
+        asker = await _device(request)
+        if user not in await node.store.audience(asker.user_id):
+            return _json({"user_id": user, "status": "offline", "devices": []})
+    summary = await node.store.user_presence(user)
     for d in summary["devices"]:
         d["last_seen"] = iso(d["last_seen"])
     return _json(summary)

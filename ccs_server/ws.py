@@ -18,7 +18,7 @@ from .auth import Identity, verify_token
 from .commands import HANDLERS
 from .errors import CloseCode, WireError, bad_request
 from .frames import dumps
-from .limits import loads_strict, safe_ref
+from .limits import loads_strict, safe_ref, top_level_string
 from .node import NODE_KEY, Node
 from .session import Session
 from .wsguard import GuardedWebSocketResponse
@@ -50,12 +50,19 @@ def parse(text: str) -> dict[str, Any]:
 
 
 def ref_of(text: str) -> Any:
-    """Best-effort ``ref`` of a frame that failed validation (None if unknowable)."""
-    with contextlib.suppress(Exception):
+    """Best-effort ``ref`` of a frame that failed validation (None if unknowable).
+
+    A frame too deep (or otherwise too odd) for the decoder still has a readable top-level
+    ``ref``: the client matches the error to its command only if it is echoed.
+    """
+    try:
         frame = json.loads(text)
-        # an unencodable ref echoed in the error frame would kill the connection's writer
-        return safe_ref(frame.get("ref") if isinstance(frame, dict) else None)
-    return None
+    except (ValueError, RecursionError):
+        ref = top_level_string(text, "ref")
+    else:
+        ref = frame.get("ref") if isinstance(frame, dict) else None
+    # an unencodable ref echoed in the error frame would kill the connection's writer
+    return safe_ref(ref)
 
 
 class TokenBucket:
@@ -300,7 +307,11 @@ class Connection:
         starts: dict[str, int] = {}
         for st in states:
             info, start = _resume_info(
-                st.head_seq, resume.get(st.conversation_id), st.delivered_upto, s.replay_limit
+                st.head_seq,
+                resume.get(st.conversation_id),
+                st.delivered_upto,
+                s.replay_limit,
+                st.join_seq,
             )
             convs[st.conversation_id] = info
             starts[st.conversation_id] = start
@@ -420,9 +431,13 @@ class Connection:
 
 
 def _resume_info(
-    head: int, resume: int | None, delivered: int, limit: int
+    head: int, resume: int | None, delivered: int, limit: int, joined: int = 0
 ) -> tuple[dict[str, Any], int]:
-    """The welcome entry of one conversation and the seq after which replay starts."""
+    """The welcome entry of one conversation and the seq after which replay starts.
+
+    Replay never starts before ``joined`` (the head when the user became a member): messages
+    from before it were never the member's to receive, so they are not "missed" either.
+    """
     if resume is not None and resume > head:
         return {
             "head_seq": head,
@@ -431,6 +446,7 @@ def _resume_info(
             "reason": "seq_ahead_of_head",
         }, head
     start = resume if resume is not None else min(delivered, head)
+    start = max(start, min(joined, head))
     if head - start > limit:
         start = head - limit
         return {

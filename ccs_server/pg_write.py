@@ -1,0 +1,98 @@
+"""Writes whose reply tells the truth about what was stored.
+
+A statement run in autocommit commits the moment it completes inside PostgreSQL, whether or not
+its client is still waiting: a send whose deadline passed while it queued on a lock could be
+answered ``unavailable`` and committed moments later. So every write runs in an explicit
+transaction, and COMMIT is sent only if the statement returned within the deadline:
+
+- failure before COMMIT was sent: the transaction can never commit. PostgreSQL rolls it back on
+  the ROLLBACK sent here, on ``statement_timeout``, or when the connection closes without a
+  COMMIT (``BoundedPool`` terminates a connection that timed out). Answer: ``unavailable``.
+- failure after COMMIT was sent and before its answer arrived (deadline passed, connection lost,
+  backend killed): the commit may or may not have happened. Answer: ``outcome_unknown``; the
+  client retries with the same key and gets either the original message (``duplicate: true``)
+  or a fresh ack, never two messages.
+
+``SET LOCAL statement_timeout`` just under the deadline lets PostgreSQL itself cancel a statement
+stuck on a lock: the error arrives on a healthy connection (kept in the pool) and the locks the
+statement held are released at once instead of when the lock it waits for is granted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from .errors import WireError
+from .pg_deadline import BoundedPool, connection_intact
+
+# Errors that mean "the database is not reachable right now" (or did not answer in time).
+UNREACHABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # "sorry, too many clients already": the server is saturated, not the request wrong
+    asyncpg.TooManyConnectionsError,
+    # class 57: statement_timeout (the statement cancelled, its transaction rolled back), a
+    # backend terminated (pg_terminate_backend, shutdown, crash), "cannot connect now"
+    asyncpg.exceptions.OperatorInterventionError,
+)
+# statement_timeout this much before the client-side deadline, so PostgreSQL cancels first
+SERVER_TIMEOUT_SHARE = 0.9
+NOT_STORED = "database unavailable; nothing was stored, retry"
+UNKNOWN = "database failed while committing; retry with the same client_msg_id to learn the outcome"
+
+
+def unavailable() -> WireError:
+    """Definitely not stored: retry. A fresh error each time (handlers mutate ``extra``)."""
+    return WireError("unavailable", NOT_STORED)
+
+
+def outcome_unknown() -> WireError:
+    """Maybe stored: retry with the same idempotency key to find out."""
+    return WireError("outcome_unknown", UNKNOWN)
+
+
+@dataclass
+class TxState:
+    """How far one write got: once ``commit_sent``, a failure leaves the outcome unknown."""
+
+    commit_sent: bool = False
+
+
+async def write(
+    pool: BoundedPool,
+    sql: str,
+    args: Sequence[Any],
+    deadline_s: float,
+    state: TxState | None = None,
+) -> list[asyncpg.Record]:
+    """Run ``sql`` in its own transaction within ``deadline_s``; return its rows after COMMIT.
+
+    Raises ``unavailable`` when nothing was stored, ``outcome_unknown`` when the commit may have
+    happened, and any other server error (the transaction rolled back) unchanged.
+    """
+    state = state if state is not None else TxState()
+    server_ms = max(1, int(deadline_s * 1000 * SERVER_TIMEOUT_SHARE))
+
+    async def transaction(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        await conn.execute(f"BEGIN; SET LOCAL statement_timeout = {server_ms}")
+        try:
+            recs: list[asyncpg.Record] = await conn.fetch(sql, *args)
+        except asyncpg.PostgresError as exc:
+            if connection_intact(exc):  # an aborted transaction must not go back to the pool
+                await conn.execute("ROLLBACK")
+            raise
+        state.commit_sent = True
+        await conn.execute("COMMIT")
+        return recs
+
+    try:
+        return await pool.run(transaction, timeout=deadline_s)
+    except UNREACHABLE as exc:
+        raise (outcome_unknown() if state.commit_sent else unavailable()) from exc

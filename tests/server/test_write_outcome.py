@@ -1,0 +1,204 @@
+"""P1/P12: the reply to a write tells the truth about what was stored.
+
+``unavailable`` means nothing was stored and nothing will be: the transaction never received
+COMMIT. ``outcome_unknown`` means the connection failed while COMMIT was in flight; a retry with
+the same ``client_msg_id`` then says which it was. Each case under a real fault: a table lock held
+past ``CCS_DB_TIMEOUT_MS``, a backend killed while it waits on that lock, and a backend killed
+while its COMMIT waits (for a synchronous standby that never answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from ccskit.faults.postgres import PrivatePostgres
+
+from .conftest import RUN, ServerFactory
+from .support import Api, Client, ServerProcess, t
+
+SEND_IN_LOCK = "wait_event_type = 'Lock' AND query LIKE '%ccs_send%'"
+# a send's commit waiting for the standby (an explicit COMMIT, or an autocommitted statement)
+COMMIT_IN_SYNCREP = "wait_event = 'SyncRep' AND (query = 'COMMIT' OR query LIKE '%ccs_send%')"
+
+
+@contextlib.asynccontextmanager
+async def messages_locked(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """``LOCK TABLE messages`` held by another session until the block ends."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield conn
+        finally:
+            await tx.rollback()
+    finally:
+        await conn.close()
+
+
+async def node_backends(conn: asyncpg.Connection, node: str, where: str) -> list[int]:
+    """Pids of the node's pool backends matching ``where`` (pg_stat_activity)."""
+    rows = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND " + where,
+        f"ccs-pool {node}",
+    )
+    return [r["pid"] for r in rows]
+
+
+async def wait_backend(conn: asyncpg.Connection, node: str, where: str) -> int:
+    """The first node backend matching ``where``, polled (another process: no event to await)."""
+    deadline = time.monotonic() + t(5)
+    while time.monotonic() < deadline:
+        pids = await node_backends(conn, node, where)
+        if pids:
+            return pids[0]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no backend of {node} with {where} within 5 s")
+
+
+async def stored(conn: asyncpg.Connection, cmid: str) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM messages WHERE client_msg_id = $1", cmid))
+
+
+async def _pair(node: ServerProcess, api: Api) -> tuple[str, Client, Client]:
+    alice, (a1,) = await api.user("alice")
+    bob, (b1,) = await api.user("bob")
+    conv = await api.conversation(alice, bob)
+    a, b = await Client.open(node, alice, a1), await Client.open(node, bob, b1)
+    assert (await a.send_msg(conv, {"n": 1}, cmid=api.uid("first")))["type"] == "ack"
+    await b.wait_messages(conv, 1)
+    return conv, a, b
+
+
+async def test_send_during_lock_stall_is_unavailable_and_never_committed_later(
+    server_factory: ServerFactory, dsn: str, db: asyncpg.Connection, api: Api
+) -> None:
+    """Finding: ``unavailable`` under a lock longer than the deadline, then committed ~2 s after
+    the lock went away, and the retry answered ``duplicate``."""
+    node = await server_factory("lockstall", CCS_DB_TIMEOUT_MS="1000")
+    api = Api(node, api.http, RUN)
+    conv, a, b = await _pair(node, api)
+    stalled, after = api.uid("stalled"), api.uid("after")
+    async with messages_locked(dsn):
+        began = time.monotonic()
+        reply = await a.send_msg(conv, {"n": "stalled"}, cmid=stalled)
+        took = time.monotonic() - began
+        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
+            "error",
+            "unavailable",
+            True,
+        ), reply
+        assert took < t(2.5), f"unavailable after {took:.2f} s with CCS_DB_TIMEOUT_MS=1000"
+        # the statement is gone before the reply: nothing left queued on the lock to commit later
+        left = await node_backends(db, "lockstall", SEND_IN_LOCK)
+        assert left == [], f"backends {left} still wait on the lock with the unavailable send"
+    ack = await a.send_msg(conv, {"n": "after"}, cmid=after)
+    assert ack["type"] == "ack" and ack["seq"] == 2, f"the unavailable send took a seq: {ack}"
+    assert await stored(db, stalled) == 0, "a send answered unavailable was committed later"
+    frames = await b.wait_messages(conv, 2)
+    assert [(m["seq"], m["body"]["n"]) for m in frames] == [(1, 1), (2, "after")], b.tail()
+    retry = await a.send_msg(conv, {"n": "stalled"}, cmid=stalled)
+    assert retry["type"] == "ack" and (retry["duplicate"], retry["seq"]) == (False, 3), retry
+    await a.close()
+    await b.close()
+
+
+async def test_backend_killed_before_commit_is_unavailable_at_once(
+    server_factory: ServerFactory, dsn: str, db: asyncpg.Connection, api: Api
+) -> None:
+    """pg_terminate_backend of the backend running the send, while it waits on a lock."""
+    node = await server_factory("killsend", CCS_DB_TIMEOUT_MS="5000")
+    api = Api(node, api.http, RUN)
+    conv, a, b = await _pair(node, api)
+    killed = api.uid("killed")
+    async with messages_locked(dsn):
+        began = time.monotonic()
+        reply_task = asyncio.create_task(a.send_msg(conv, {"n": "killed"}, cmid=killed))
+        pid = await wait_backend(db, "killsend", SEND_IN_LOCK)
+        assert await db.fetchval("SELECT pg_terminate_backend($1)", pid)
+        reply = await reply_task
+        took = time.monotonic() - began
+        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
+            "error",
+            "unavailable",
+            True,
+        ), reply
+        # answered from the kill, not from the 5 s deadline after a second attempt
+        assert took < t(2.5), f"unavailable after {took:.2f} s; the kill was at once"
+        left = await node_backends(db, "killsend", SEND_IN_LOCK)
+        assert left == [], f"backends {left} still wait on the lock with the killed send"
+    assert await stored(db, killed) == 0, "a send answered unavailable was committed later"
+    retry = await a.send_msg(conv, {"n": "killed"}, cmid=killed)
+    assert retry["type"] == "ack" and (retry["duplicate"], retry["seq"]) == (False, 2), retry
+    assert [m["seq"] for m in await b.wait_messages(conv, 2)] == [1, 2]
+    await a.close()
+    await b.close()
+
+
+async def _set_standby(pg: PrivatePostgres, conn: asyncpg.Connection, names: str | None) -> None:
+    """Make every COMMIT wait for a synchronous standby named ``names`` (None: no waiting).
+
+    Returns once the postmaster has reloaded (a new session sees the value): by then it has
+    signalled every backend, which applies the change before its next command.
+    """
+    if names is None:
+        await conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
+    else:
+        await conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'")
+    await conn.execute("SELECT pg_reload_conf()")
+    deadline = time.monotonic() + t(5)
+    seen = None
+    while time.monotonic() < deadline:
+        probe = await asyncpg.connect(pg.database_url())
+        try:
+            seen = await probe.fetchval("SHOW synchronous_standby_names")
+        finally:
+            await probe.close()
+        if seen == (names or ""):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"synchronous_standby_names is {seen!r}, expected {names!r}")
+
+
+async def test_backend_killed_during_commit_is_outcome_unknown_and_retry_tells(
+    private_pg: PrivatePostgres, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The connection dies while COMMIT is in flight: the server cannot know, and says so."""
+    node = ServerProcess(private_pg.database_url(), tmp_path, "syncrep", CCS_DB_TIMEOUT_MS="4000")
+    await node.start()
+    admin = await asyncpg.connect(private_pg.database_url())
+    try:
+        api = Api(node, http, RUN)
+        conv, a, b = await _pair(node, api)
+        unsure = api.uid("unsure")
+        await _set_standby(private_pg, admin, "ghost_standby")
+        try:
+            reply_task = asyncio.create_task(a.send_msg(conv, {"n": "unsure"}, cmid=unsure))
+            pid = await wait_backend(admin, "syncrep", COMMIT_IN_SYNCREP)
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            reply = await reply_task
+        finally:
+            await _set_standby(private_pg, admin, None)
+        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
+            "error",
+            "outcome_unknown",
+            True,
+        ), reply
+        # this time it had committed (locally, before the kill): the retry says so
+        assert await stored(admin, unsure) == 1
+        retry = await a.send_msg(conv, {"n": "unsure"}, cmid=unsure)
+        assert retry["type"] == "ack" and (retry["duplicate"], retry["seq"]) == (True, 2), retry
+        frames = await b.wait_messages(conv, 2)
+        assert [m["seq"] for m in frames] == [1, 2], b.tail()
+        await a.close()
+        await b.close()
+    finally:
+        await admin.close()
+        await node.stop()
