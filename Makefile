@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROCESSES ?= 2
+WORKERS ?= 2
 NAME ?=
 ROBOT_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv services run test suite stress faults bench report health env-up env-down \
-        lint typecheck pytest acceptance libdoc clean conformance mutation
+        lint typecheck pytest acceptance libdoc clean conformance mutation distributed
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +44,10 @@ faults: services venv ## Every fault-injection suite (private PostgreSQL/Redis, 
 
 bench: services venv ## Benchmark sweep and raw limits -> results/bench.json
 	$(BIN)/python scripts/bench.py
+
+distributed: services venv ## Locust master + WORKERS local workers vs a reference server, checker over all
+	$(BIN)/python -m ccskit.distributed.launch --workers $(WORKERS); rc=$$?; \
+	  $(BIN)/python scripts/report.py --quiet; exit $$rc
 
 mutation: services venv ## Plant each catalogued server defect, run the suites: MUTANTS= SUITES= MODEL_ONLY=1
 	MUTANTS="$(MUTANTS)" SUITES="$(SUITES)" MODEL_ONLY="$(MODEL_ONLY)" $(BIN)/python scripts/mutation.py $(MUTATION_ARGS)
