@@ -8,9 +8,10 @@ Prints one line per service, ``OK``, ``FAIL`` with the next step to take, or ``S
     FAIL Redis 127.0.0.1:6379: connection refused — start it with: redis-server --daemonize yes ...
     SKIP Server: SUT_URL not set — the kit starts its own reference server for each run
 
-Reads ``DATABASE_URL`` (default ``postgresql://postgres@127.0.0.1:5432/ccs``), ``REDIS_URL``
-(default ``redis://127.0.0.1:6379/0``) and ``SUT_URL`` (optional). Exit code 0 only when every
-required service is OK (the server is required only when ``SUT_URL`` is set), else 1.
+Reads ``DATABASE_URL`` (from ``.ccs-env`` when ``scripts/ensure_services.sh`` wrote one, else
+``postgresql://postgres@127.0.0.1:5432/ccs``), ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``)
+and ``SUT_URL`` (optional). Exit code 0 only when every required service is OK (the server is
+required only when ``SUT_URL`` is set), else 1.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/ccs"
+from ccskit.config import DEFAULT_DATABASE_URL  # importing it also loads .ccs-env
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_START = (
     "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main "
