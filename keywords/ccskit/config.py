@@ -14,6 +14,30 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/ccs"
 DEFAULT_TOKEN_SECRET = "ccs-dev-secret-change-me-at-least-32-bytes"  # HS256: >= 32 bytes
 
 
+def load_env_file(path: Path | None = None) -> dict[str, str]:
+    """Variables from ``.ccs-env`` (or ``CCS_ENV_FILE``) that the environment does not set yet.
+
+    ``scripts/ensure_services.sh`` writes that file when it had to make the kit its own database
+    role (a PostgreSQL with password authentication); loading it here hands the same
+    ``DATABASE_URL`` to the runner, the libraries and every server they start. A variable already
+    in the environment always wins. Returns what was loaded.
+    """
+    path = path or Path(os.environ.get("CCS_ENV_FILE") or PROJECT_ROOT / ".ccs-env")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    loaded = {}
+    for line in lines:
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#") and name not in os.environ:
+            os.environ[name] = loaded[name] = value.strip().strip("'\"")
+    return loaded
+
+
+load_env_file()
+
+
 @dataclass(frozen=True)
 class KitConfig:
     """One snapshot of the kit's environment variables."""
