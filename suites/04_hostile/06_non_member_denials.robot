@@ -6,6 +6,7 @@ Documentation       Per-action membership checks (P15): oscar is a user of the s
 
 Resource            ../../resources/hostile.resource
 
+Test Tags           P15    spec:4.1-h
 Suite Setup         The Hostile Arena Is Set Up
 Suite Teardown      The Hostile Arena Is Torn Down
 Test Setup          Snapshot Stored State
@@ -17,8 +18,11 @@ Test Template       Oscar's Frame "${frame}" Is Denied Like An Unknown Conversat
 *** Test Cases ***                              FRAME
 Non-Member Send                                 {"type":"send","ref":"x1","conversation_id":"$CONV","client_msg_id":"spy-1","body":"let me in"}
 Non-Member Subscribe                            {"type":"subscribe","ref":"x2","conversation_id":"$CONV"}
+    [Tags]    spec:4.6-a
 Non-Member History                              {"type":"history","ref":"x3","conversation_id":"$CONV","limit":100}
 Non-Member Read Receipt                         {"type":"receipt","ref":"x4","conversation_id":"$CONV","kind":"read","seq":1}
+    [Tags]    spec:4.4-b
 Non-Member Delivery Receipt                     {"type":"receipt","ref":"x5","conversation_id":"$CONV","kind":"delivered","seq":1}
+    [Tags]    spec:4.4-b
 Non-Member Edit                                 {"type":"edit","ref":"x6","conversation_id":"$CONV","seq":1,"expected_version":1,"body":"mine"}
 Non-Member Delete                               {"type":"delete","ref":"x7","conversation_id":"$CONV","seq":1,"expected_version":1}
