@@ -15,6 +15,7 @@ Test Teardown       The Case Left No Trace
 Presence Of A Stranger Is Reported Like An Unknown User
     [Documentation]    wendy is online but shares no conversation with oscar: oscar learns nothing
     ...    (offline, no devices), exactly what a user that does not exist gets.
+    [Tags]    spec:4.7-c    P10    P15
     Open Authenticated Raw Connection    oscar    oscar-phone
     ${wendy}    User Id    wendy
     Raw Send Text    oscar    {"type":"presence_query","ref":"pq","user_ids":["${wendy}","nobody-at-all-0"]}
@@ -27,6 +28,7 @@ Presence Of A Stranger Is Reported Like An Unknown User
 
 Presence Of A Co-Member Is Still Visible (Control Case)
     [Documentation]    eve shares the arena with wendy, who is online: the same query shows her.
+    [Tags]    spec:4.7-b    P10
     Eve Is Connected Raw
     ${wendy}    User Id    wendy
     Raw Send Text    eve    {"type":"presence_query","ref":"pq","user_ids":["${wendy}"]}
@@ -36,6 +38,7 @@ Presence Of A Co-Member Is Still Visible (Control Case)
 A Removed Member Stops Receiving At Once
     [Documentation]    rita is removed while connected: after ``member_removed`` no message of the
     ...    arena reaches her, while the trickle goes on; her history is then forbidden.
+    [Tags]    spec:5.5-b    spec:8.3-c    P15
     Connect Device    rita-phone
     Wait For Frame    rita-phone    message    conversation_id=arena
     Remove Member    arena    rita
@@ -48,12 +51,14 @@ A Removed Member Stops Receiving At Once On Another Node
     [Documentation]    nina listens on the run's other server node (same database); she is removed
     ...    through this suite's node: the other node sends ``member_removed`` and then no
     ...    message of the arena, while the trickle goes on.
+    [Tags]    spec:5.5-b    spec:10-d    P15
     The Server Configuration Of This Suite Is Required
     Removed Member On Another Node Receives Nothing More    nina-phone    nina    arena    ${WS_URL}
 
 Reusing A Client Message Id With Another Body Is Refused
     [Documentation]    Same (device, client_msg_id), different body: ``idempotency_conflict``,
     ...    the first message stays as it was, nothing new is stored.
+    [Tags]    spec:4.2-g    P2
     Eve Is Connected Raw
     Raw Send Text    eve    {"type":"send","ref":"k1","conversation_id":"$ARENA","client_msg_id":"reuse-1","body":"first"}
     ${ack}    Raw Next Reply    eve
@@ -65,6 +70,7 @@ Reusing A Client Message Id With Another Body Is Refused
 
 An Edit With A Stale Version Gets The Current One
     [Documentation]    ``conflict`` carries ``current`` (version, body, deleted); nothing changes.
+    [Tags]    spec:4.3-c    P11
     Eve Is Connected Raw
     Raw Send Text    eve    {"type":"send","ref":"e1","conversation_id":"$ARENA","client_msg_id":"edit-1","body":"v1"}
     ${ack}    Raw Next Reply    eve
