@@ -15,6 +15,7 @@ Test Teardown       The Case Left No Trace
 *** Test Cases ***
 No Token Appears In The Server Logs
     [Documentation]    Runs last: scans the suite node's captured output and structured log file.
+    [Tags]    spec:2-g    P15
     The Server Configuration Of This Suite Is Required
     ${files}    Server Log Files    ${HOSTILE_LOG}
     ${checked}    Server Logs Should Not Contain Tokens    @{files}
