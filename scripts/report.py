@@ -70,13 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     history = args.results / "history"
     previous = store.previous_run(history, run)
+    earlier = store.recent_runs(history, run)
     if not args.no_history:
         store.save_history(run, history)
     comparison = compare.compare(run, previous, args.regression_pct) if previous else None
     bench_path = args.bench or args.results / "bench.json"
     html = page.render(
         page.PageInput(
-            run, comparison, load_bench(bench_path), str(bench_path), args.regression_pct
+            run,
+            comparison,
+            load_bench(bench_path),
+            str(bench_path),
+            args.regression_pct,
+            history=earlier,
         )
     )
     out = args.out or args.results / "performance-report.html"

@@ -8,7 +8,8 @@ Schema of one record file (``results/metrics/metrics-<pid>.json``)::
 
     {"run": {...},
      "tests": [{"suite", "test", "tags", "status", "start", "end",
-                "metrics": [{"name", "value", "unit", "threshold", "op", "passed"}]}],
+                "metrics": [{"name", "value", "unit", "threshold", "op", "passed"}],
+                "samples": {"<name>": {"unit", "count", "mean", "min", "max", "p50", …}}}],
      "samples": {"<name>": {"unit": "ms", "values": [...]}},
      "series":  {"<name>": {"unit": "MiB", "points": [[epoch_s, value], ...]}},
      "faults":  [{"t": epoch_s, "kind": "db_kill", "event": "injected|recovered|first_ack",
@@ -64,6 +65,8 @@ class Recorder:
 
     current: list[Metric] = field(default_factory=list)
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The samples added since the listener last took them: the current test's share of samples.
+    current_samples: dict[str, dict[str, Any]] = field(default_factory=dict)
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -84,9 +87,10 @@ class Recorder:
         return metric
 
     def add_samples(self, name: str, values: Iterable[float], unit: str) -> None:
+        floats = [float(v) for v in values]
         with self._lock:
-            entry = self.samples.setdefault(name, {"unit": unit, "values": []})
-            entry["values"].extend(float(v) for v in values)
+            for target in (self.samples, self.current_samples):
+                target.setdefault(name, {"unit": unit, "values": []})["values"].extend(floats)
 
     def add_point(self, name: str, value: float, unit: str, t: float | None = None) -> None:
         with self._lock:
@@ -107,6 +111,12 @@ class Recorder:
     def take_current(self) -> list[Metric]:
         with self._lock:
             taken, self.current = self.current, []
+        return taken
+
+    def take_current_samples(self) -> dict[str, dict[str, Any]]:
+        """The samples added since the last call (``{name: {"unit", "values"}}``); forgets them."""
+        with self._lock:
+            taken, self.current_samples = self.current_samples, {}
         return taken
 
 

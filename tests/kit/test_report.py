@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccskit import config
 from ccskit.metrics import Recorder
-from ccskit.report import compare, kpis, sampler, stats, store
+from ccskit.report import charts, compare, coverage, kpis, page, runinfo, sampler, stats, store
+from robot.api import ExecutionResult
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +40,10 @@ Fast Delivery Passes
 Slow Delivery Fails
     Record Delivery    80
     Fail    delivery took too long
+
+Left Out By Its Tag
+    [Tags]    stress
+    Fail    excluded by --exclude stress: never runs
 """
 
 LIBRARY = """\
@@ -100,6 +104,8 @@ def test_listener_writes_the_process_file_of_a_real_robot_run(
             str(tmp_path / "out"),
             "--console",
             "quiet",
+            "--exclude",
+            "stress",
             str(tmp_path / "probe.robot"),
         ],
         cwd=tmp_path,
@@ -138,6 +144,31 @@ def test_listener_writes_the_process_file_of_a_real_robot_run(
     assert [f["event"] for f in doc["faults"]] == ["injected", "injected"]
     rss = doc["series"]["server_rss_mib"]["points"]
     assert len(rss) >= 2 and all(value > 1.0 for _t, value in rss)
+    # The test's own share of the samples, summarised: the report names the test a figure came from.
+    assert fast["samples"]["ws_delivery_ms"] == {
+        "unit": "ms", "count": 3, "mean": 5.167, "min": 1.0, "max": 12.5,
+        "p50": 2.0, "p90": None, "p95": None, "p99": None, "p99.9": None,
+    }  # fmt: skip
+    assert slow["samples"]["ws_delivery_ms"]["max"] == 80.0
+    run = doc["run"]
+    assert run["selection"] == {"include": [], "exclude": ["stress"]}
+    assert run["sources"] == [str(tmp_path / "probe.robot")]
+    assert run["commit"] and run["machine"]["cores"] >= 1 and run["machine"]["memory_gib"] > 0
+    metadata = ExecutionResult(str(tmp_path / "out" / "output.xml")).suite.metadata
+    assert metadata["Tags excluded"] == "stress" and metadata["Tags included"].startswith("all")
+    assert metadata["Left out"] == "1 of 3 tests left out: 1 test excluded by tag stress"
+    assert metadata["Kit commit"] == run["commit"]
+    assert metadata["Machine"].endswith(f"{run['machine']['memory_gib']} GiB")
+    assert metadata["Server under test"].startswith("unknown: no test of this run reached")
+
+
+def test_the_server_version_comes_from_the_server_or_says_why_not() -> None:
+    with _health_server(200) as url:
+        info = runinfo.server_info(url)
+    assert info["url"] == url and info["health"] == "ok (HTTP 200)"
+    assert info["version"] == "unknown"
+    assert info["version_reason"] == "neither GET /health nor GET /openapi.json names a version"
+    assert runinfo.server_text(None).startswith("unknown")
 
 
 def test_pabot_workers_write_next_to_each_other_under_one_run_id(tmp_path: Path) -> None:
@@ -438,19 +469,56 @@ def test_kpis_come_from_the_data_or_are_not_measured() -> None:
     ]
 
 
-def test_a_latency_kpi_prefers_the_figure_a_test_asserted_over_the_pool() -> None:
-    asserted = ("ws_delivery_avg_ms", 6.0, "ms", 50.0, "<=")
-    unasserted = ("ws_delivery_avg_ms", 1900.0, "ms", None, "<=")  # a load-limit run
-    run: dict[str, Any] = {
-        "tests": [_test("S", "Steady", 0.0, [asserted]), _test("S", "Limit", 9.0, [unasserted])],
-        "samples": {"ws_delivery_ms": {"unit": "ms", "values": [5.0, 7.0, 1900.0, 2000.0]}},
-    }
-    ws = {k.spec.key: k for k in kpis.evaluate(run)}["ws_delivery_time"]
-    assert ws.value == 6.0 and ws.meets_target is True
-    assert "mean of 4 samples" in ws.detail
-    del run["tests"][0]
-    pooled = {k.spec.key: k for k in kpis.evaluate(run)}["ws_delivery_time"]
-    assert pooled.value == pytest.approx(978.0) and pooled.meets_target is False
+def _samples(name: str, values: list[float], unit: str = "ms") -> dict[str, Any]:
+    """A test entry's per-test sample summary, as the listener writes it."""
+    return {name: {"unit": unit, **stats.rounded(stats.summarize(values))}}
+
+
+def test_a_latency_tile_shows_the_worst_test_of_all_not_the_asserted_one() -> None:
+    light = _test("S", "Light Delivery", 0.0, [("ws_delivery_avg_ms", 3.1, "ms", 50.0, "<=")])
+    light["samples"] = _samples("delivery_latency_ms", [3.0, 3.1, 3.2])
+    hot = _test("Stress", "Hot Room", 5.0, [])  # measured, asserted nothing
+    hot["samples"] = _samples("ws_delivery_ms", [10.0] * 150 + [40.0] * 50)
+    ws = {k.spec.key: k for k in kpis.evaluate({"tests": [light, hot]})}["ws_delivery_time"]
+    assert ws.value == pytest.approx(17.5)  # Hot Room's average, not Light Delivery's 3.1
+    assert ws.test == "Hot Room" and "“Hot Room” (ws_delivery_ms, n=200)" in ws.detail
+    assert ws.detail.startswith("worst average of 2 tests")
+    assert any("asserting it: 3.1 ms (“Light Delivery”" in n for n in ws.notes)
+    assert any(n.startswith("worst p99: 40 ms (“Hot Room”, n=200") for n in ws.notes)
+    assert ws.meets_target is True
+    hot["samples"] = _samples("ws_delivery_ms", [60.0] * 200)
+    ws = {k.spec.key: k for k in kpis.evaluate({"tests": [light, hot]})}["ws_delivery_time"]
+    assert (ws.value, ws.meets_target) == (60.0, False)
+
+
+def test_an_average_target_is_compared_with_averages_only() -> None:
+    p99_only = _test("S", "Tail", 0.0, [("ws_delivery_p99_ms", 80.0, "ms", None, "<=")])
+    result = {k.spec.key: k for k in kpis.evaluate({"tests": [p99_only]})}
+    assert not result["ws_delivery_time"].measured  # a p99 is no average
+    assert (
+        "no test that ran recorded WebSocket delivery samples" in result["ws_delivery_time"].reason
+    )
+    # The e2e target bounds every delivery, so it takes each test's maximum, never its average.
+    cross = _test(
+        "E2E", "Cross Node", 0.0, [("cross_node_latency_p99_ms", 90.0, "ms", 1000.0, "<=")]
+    )
+    cross["samples"] = _samples("cross_node_latency_ms", [10.0, 20.0, 900.0])
+    e2e = {k.spec.key: k for k in kpis.evaluate({"tests": [cross]})}["e2e_duration"]
+    assert e2e.value == 900.0 and e2e.test == "Cross Node"
+
+
+def test_the_percentile_chart_draws_no_average_target(tmp_path: Path) -> None:
+    hot = _test("Stress", "Hot Room", 5.0, [])
+    values = [float(v % 97) for v in range(2000)]
+    hot["samples"] = _samples("ws_delivery_ms", values) | _samples("cross_node_latency_ms", values)
+    html = page.render(page.PageInput({"tests": [hot], "samples": {
+        "ws_delivery_ms": {"unit": "ms", "values": values},
+        "cross_node_latency_ms": {"unit": "ms", "values": values},
+    }}))  # fmt: skip
+    chart = html[html.index("By percentile") :]
+    chart = chart[chart.index("<svg") : chart.index("</svg>")]
+    assert "every delivery ≤ 1000 ms" in chart  # a bound on the maximum bounds every percentile
+    assert "50 ms" not in chart and "seed target" not in chart  # the 50 ms average target
 
 
 @pytest.mark.parametrize(
@@ -473,7 +541,21 @@ def test_regression_is_more_than_20_percent_worse(
 
 def test_percentile_interpolates_between_ranks() -> None:
     assert stats.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    assert stats.summarize([5.0, 1.0, 3.0])["p99"] == pytest.approx(4.96)
+    assert stats.summarize([float(v) for v in range(1, 101)])["p99"] == pytest.approx(99.01)
+
+
+def test_a_percentile_needs_enough_samples() -> None:
+    assert [stats.min_samples(p) for p in (50, 90, 99, 99.9)] == [2, 10, 100, 1000]
+    assert not stats.has_enough(999, 99.9) and stats.has_enough(1000, 99.9)
+    fifty = stats.summarize([float(v) for v in range(50)])
+    assert fifty["p90"] is not None and fifty["p99"] is None and fifty["p99.9"] is None
+    assert stats.summarize([1.0])["p50"] is None  # one sample has no median worth the name
+    test = _test("S", "Fifty Deliveries", 0.0, [])
+    test["samples"] = _samples("ws_delivery_ms", [float(v) for v in range(50)])
+    html = page.render(page.PageInput({"tests": [test], "samples": {}}))
+    assert stats.PERCENTILE_RULE in html.replace("&#x27;", "'")
+    row = re.search(r"<tr[^>]*><td>Fifty Deliveries.*?</tr>", html)
+    assert row is not None and row.group(0).count("n too small") == 2  # p99 and p99.9
 
 
 def test_sampler_records_rss_and_cpu_of_a_live_process() -> None:
@@ -587,7 +669,7 @@ def test_sampler_finds_the_server_listening_on_a_local_sut_url(
         assert child.stdout is not None
         port = int(child.stdout.readline())
         # Another kit test may have left CCSServer's PID behind; it would rightly win over SUT_URL.
-        monkeypatch.setattr(config.target, "pid", None)
+        monkeypatch.setattr(sampler, "kit_target", lambda: None)
         monkeypatch.delenv("CCS_SERVER_PID", raising=False)
         monkeypatch.setenv("SUT_URL", f"http://127.0.0.1:{port}")
         assert sampler.server_pid() == child.pid
@@ -627,3 +709,92 @@ def test_the_previous_run_is_the_newest_one_that_ran_the_same_tests(tmp_path: Pa
     assert previous is not None and previous["run"]["id"] == "full-old"
     only_a = store.previous_run(history, doc("a-new", 300.0, ["A", "X", "Y"]))
     assert only_a is not None and only_a["run"]["id"] == "one-suite"
+
+
+def _kpi_cards(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<div class="kpi \w+" data-kpi="(\w+)">(.*?)</div></div>', html))
+
+
+def test_every_tile_agrees_with_the_sections_below_it() -> None:
+    cross = _test("E2E", "Cross Node Delivery", 0.0, [])
+    cross["samples"] = _samples("cross_node_latency_ms", [12.0, 30.0, 74.0])
+    hot = _test("Stress", "Hot Room", 5.0, [])
+    hot["samples"] = _samples("ws_delivery_ms", [16.8] * 120) | _samples("db_op_ms", [2.0] * 120)
+    run = {"tests": [cross, hot], "samples": {}}
+    html = page.render(page.PageInput(run))
+    cards = _kpi_cards(html)
+    latency = html[html.index('<section id="latency">') :]
+    latency = latency[: latency.index("</section>")]
+    for key, label, value, test in (
+        ("e2e_duration", "End-to-end duration", "74", "Cross Node Delivery"),
+        ("ws_delivery_time", "WebSocket delivery time", "16.8", "Hot Room"),
+        ("db_query_time", "Database query time", "2", "Hot Room"),
+    ):
+        assert f'<div class="value">{value} <small>ms' in cards[key], cards[key]
+        assert f"“{test}”" in cards[key]
+        assert f"{label}: not measured" not in latency  # the tile measured it: so does the section
+        row = re.search(rf"<tr class=kpirow><td>{test}[^<]*<b[^>]*>★ [^<]*{label}.*?</tr>", latency)
+        assert row is not None, f"no ★ row for {label} in the latency table"
+        assert f'<td class="num">{value}</td>' in row.group(0)
+
+
+def _suite_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    (folder / "flow.robot").write_text(
+        "*** Test Cases ***\nLight Delivery\n    No Operation\n"
+        "Hot Room\n    [Tags]    stress\n    No Operation\n"
+        "Kill The Database\n    [Tags]    fault\n    No Operation\n"
+    )
+    return folder
+
+
+def test_not_measured_always_says_why(tmp_path: Path) -> None:
+    folder = _suite_dir(tmp_path)
+    light = _test("Suites.Flow", "Light Delivery", 0.0, [])
+    run = {
+        "run": {
+            "sources": [str(folder)],
+            "selection": {"include": [], "exclude": ["stress", "fault"]},
+        },
+        "tests": [light],
+        "samples": {},
+    }
+    hot = _test("Suites.Flow", "Hot Room", 0.0, [("messages_per_s", 900.0, "msg/s", None, "<=")])
+    earlier = {"run": {"id": "stress-run"}, "tests": [hot]}
+    left = coverage.left_out(run)
+    assert left.total == 3 and left.ran == 1
+    assert left.groups == {
+        "excluded by tag stress": ["Suites.Flow.Hot Room"],
+        "excluded by tag fault": ["Suites.Flow.Kill The Database"],
+    }
+    html = page.render(page.PageInput(run, history=[earlier]))
+    said = html.count(page.NOT_MEASURED)
+    with_reason = len(
+        re.findall(re.escape(page.NOT_MEASURED) + r"(</div><div class=\"detail\">why: | — )", html)
+    )
+    assert said >= 9 and said == with_reason, "a 'not measured' without a reason"
+    cards = _kpi_cards(html)
+    assert (
+        "measured by “Hot Room” in run stress-run, which this run did not run: excluded by "
+        "tag stress" in cards["messages_per_s"]
+    )
+    assert "2 tests excluded by tag" not in cards["messages_per_s"]
+    assert "this run left out 2 of 3 tests" not in cards["connection_uptime"]
+    assert "1 test excluded by tag stress" in cards["connection_uptime"]
+    assert "fault suites not run in this run: excluded by tag fault" in html
+    assert "2 of 3 tests not run" in html  # the header chip: "all passed" is not full coverage
+    assert "excluded by tag stress" in html[: html.index('<section id="kpis">')]
+
+
+def test_a_constant_series_is_named_not_drawn() -> None:
+    series = {
+        "server_db_connections": {"unit": "connections", "points": [[1.0, 10.0], [2.0, 10.0]]},
+        "server_rss_mib": {"unit": "MiB", "points": [[1.0, 80.0], [2.0, 81.0], [3.0, 79.0]]},
+    }
+    run = {"run": {"started": 0.0}, "tests": [], "samples": {}, "series": series}
+    assert charts.flat_series(run) == [("server_db_connections", 10.0, "connections", 2)]
+    html = page.render(page.PageInput(run))
+    assert "server_db_connections stayed at 10 connections in all 2 points" in html
+    timeline = html[html.index('<section id="timeline">') :]
+    assert "Server memory (RSS)" in timeline and "server_db_connections</text>" not in timeline

@@ -1,7 +1,10 @@
 """Charts as inline SVG strings (matplotlib, no external assets), drawn only from measured data.
 
-Every function returns ``None`` when it has nothing to draw, so the page can say
-"not measured in this run" instead of showing an empty frame.
+Every function returns ``None`` when it has nothing to draw, so the page can say what was not
+measured (and why) instead of showing an empty frame. A series that never changed is not drawn
+(a flat line says less than its one value): :func:`flat_series` names those for the page.
+Percentiles are drawn only where the sample count supports them (``stats.PERCENTILE_RULE``), and the
+percentile chart draws only targets that bound every percentile (a maximum), never an average.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ FAULT_LABELS = {
 # The seed's three latencies; other samples (reconnect downtime, …) stay in the table only,
 # because pooling unrelated measurements into one curve would mean nothing.
 SEED_CATEGORIES = ("db", "ws", "e2e")
-SEED_TARGETS_MS = {"db": 200.0, "ws": 50.0, "e2e": 1000.0}
 MAX_POINTS = 4000
 
 plt.rcParams.update(
@@ -109,47 +111,54 @@ def _histogram(ax: Axes, cat: str, values: list[float]) -> None:
         _plain_log_labels(ax.xaxis, subs=(1.0,))
         values = [min(max(v, low), high) for v in values]
     ax.hist(values, bins=edges, color=COLOURS[cat], alpha=0.85)
-    for key, style in (("p50", "--"), ("p99", ":")):
-        ax.axvline(s[key], color="#222", linestyle=style, linewidth=1)
-        ax.annotate(
-            f"{key} {stats.fmt(s[key])} ms",
-            (s[key], 1),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, -12 if key == "p50" else -24),
-            textcoords="offset points",
-            fontsize=8,
-        )
+    marks = [(k, st) for k, st in (("mean", "-"), ("p50", "--"), ("p99", ":")) if s[k] is not None]
+    for key, style in marks:
+        ax.axvline(s[key], color="#222", linestyle=style, linewidth=1, label=key)
+    # One box of labels: text beside each line would overlap when mean and p50 are close.
+    ax.legend(
+        [ax.lines[i] for i in range(len(marks))],
+        [f"{key} {stats.fmt(s[key])} ms" for key, _style in marks],
+        loc="upper right",
+        fontsize=7,
+        frameon=False,
+    )
     ax.set_title(f"{stats.category_label(cat)} (n={s['count']:,})", fontsize=10)
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("samples")
 
 
-def percentile_chart(pooled: dict[str, list[float]]) -> str | None:
-    """Latency by percentile on a 'nines' axis (50 %, 90 %, 99 %, 99.9 %), log latency."""
+def percentile_chart(
+    pooled: dict[str, list[float]], bounds: dict[str, tuple[float, str]] | None = None
+) -> str | None:
+    """Latency by percentile on a 'nines' axis (50 %, 90 %, 99 %, 99.9 %), log latency.
+
+    Each curve stops at the finest percentile its sample count supports. ``bounds`` maps a
+    category to a target on its *maximum* (``(ms, label)``): such a target bounds every percentile,
+    so it may be drawn here; an average target may not and is never passed.
+    """
     cats = [c for c in SEED_CATEGORIES if pooled.get(c)]
     if not cats:
         return None
     fig, ax = plt.subplots(figsize=(12, 3.4))
+    finest = 50.0
     for cat in cats:
         ordered = sorted(pooled[cat])
-        top = min(99.99, 100 - 100 / max(len(ordered), 2))  # no percentile finer than the data
-        pcts = [p for p in (50, 75, 90, 95, 99, 99.5, 99.9, 99.99) if p < top] + [top]
-        xs = [_nines(p) for p in pcts]
-        ys = [max(stats.percentile(ordered, p), 1e-3) for p in pcts]
+        pcts = [p for p in CHART_PERCENTILES if stats.has_enough(len(ordered), p)]
+        finest = max([finest, *pcts])
         ax.plot(
-            xs,
-            ys,
+            [_nines(p) for p in pcts],
+            [max(stats.percentile(ordered, p), 1e-3) for p in pcts],
             marker="o",
             markersize=3,
             color=COLOURS[cat],
-            label=f"{stats.category_label(cat)} (n={len(ordered):,})",
+            label=f"{stats.category_label(cat)} (n={len(ordered):,}, up to p{pcts[-1]:g})",
         )
-        if cat in SEED_TARGETS_MS:
-            target = SEED_TARGETS_MS[cat]
-            ax.axhline(target, color=COLOURS[cat], linestyle=":", linewidth=1)
+        if bounds and cat in bounds:
+            limit, text = bounds[cat]
+            ax.axhline(limit, color=COLOURS[cat], linestyle=":", linewidth=1)
             ax.annotate(
-                f"seed target {stats.fmt(target)} ms",
-                (1, target),
+                text,
+                (1, limit),
                 xycoords=("axes fraction", "data"),
                 xytext=(-4, 2),
                 textcoords="offset points",
@@ -157,16 +166,19 @@ def percentile_chart(pooled: dict[str, list[float]]) -> str | None:
                 fontsize=7,
                 color=COLOURS[cat],
             )
-    finest = max(max(len(pooled[c]) for c in cats), 2)
-    ticks = [p for p in (50, 90, 99, 99.9, 99.99) if p <= 100 - 100 / finest] or [50]
-    ax.set_xticks([_nines(p) for p in ticks], [f"{p:g} %" for p in ticks])
+    ticks = [p for p in (50, 90, 99, 99.9, 99.99) if p <= finest]
+    ax.set_xticks([_nines(p) for p in ticks], [f"p{p:g}" for p in ticks])
+    ax.set_xlim(_nines(50) - 0.1, _nines(finest) + 0.1)
     ax.set_yscale("log")
     _plain_log_labels(ax.yaxis)
-    ax.set_xlabel("percentile (dotted lines: seed targets)")
+    ax.set_xlabel("percentile (a curve ends where its sample count stops supporting a finer one)")
     ax.set_ylabel("latency (ms)")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     fig.tight_layout()
     return to_svg(fig, "pct")
+
+
+CHART_PERCENTILES = (50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99)
 
 
 def _plain_log_labels(axis: Any, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
@@ -190,22 +202,34 @@ PANEL_TITLES = {
 MAX_OTHER_PANELS = 2
 
 
+def flat_series(run: dict[str, Any]) -> list[tuple[str, float, str, int]]:
+    """``(name, value, unit, points)`` of every series whose points all have one value."""
+    flat = []
+    for name, entry in run.get("series", {}).items():
+        values = {p[1] for p in entry.get("points") or []}
+        if len(values) == 1:
+            points = len(entry["points"])
+            flat.append((name, values.pop(), str(entry.get("unit", "")), points))
+    return flat
+
+
 def _panels(run: dict[str, Any]) -> list[Panel]:
-    """(title, unit, [(label, points)]) for each timeline panel that has data."""
+    """(title, unit, [(label, points)]) for each timeline panel that has a changing series."""
+    flat = {name for name, _v, _u, _n in flat_series(run)}
     lines: dict[str, list[tuple[str, list[Sequence[float]]]]] = {}
     other_units: dict[str, list[tuple[str, list[Sequence[float]]]]] = {}
     for name, entry in run.get("series", {}).items():
         points, unit = entry.get("points") or [], str(entry.get("unit", ""))
-        if not points:
+        if not points or name in flat:
             continue
         kind = stats.series_kind(name, unit)
         target = other_units.setdefault(unit, []) if kind == "other" else lines.setdefault(kind, [])
         target.append((name, _in_ms(points, unit) if kind == "latency" else points))
-    # Per-test figures are points at the test's end: measured, and on the same time axis.
-    for kind, label in (("latency", "test figures (ms)"), ("rate", "test figures (per s)")):
-        figures = _test_points(run, kind)
-        if figures:
-            lines.setdefault(kind, []).append((label, figures))
+    # Per-test rates are points at the test's end: measured, and on the same time axis. Latency
+    # figures are left out: p50, p99 and max of unrelated tests on one axis compare nothing.
+    figures = _test_points(run, "rate")
+    if len({p[1] for p in figures}) > 1:
+        lines.setdefault("rate", []).append(("test figures (per s)", figures))
     panels: list[Panel] = [(*PANEL_TITLES[k], lines[k]) for k in PANEL_TITLES if k in lines]
     for unit, found in list(other_units.items())[:MAX_OTHER_PANELS]:
         panels.append((", ".join(n for n, _p in found), unit, found))

@@ -144,14 +144,15 @@ def kpi_changes(
 def latency_changes(
     current: dict[str, Any], previous: dict[str, Any], limit_pct: float
 ) -> list[Change]:
-    """p50 and p99 of every latency sample name measured in both runs."""
+    """p50 and p99 of every latency sample name measured in both runs with enough samples."""
     now = stats.latency_samples(current.get("samples", {}))
     before = stats.latency_samples(previous.get("samples", {}))
     out = []
     for name in sorted(set(now) & set(before)):
         a, b = stats.summarize(now[name]["values"]), stats.summarize(before[name]["values"])
         for key in ("p50", "p99"):
-            out.append(Change(f"{name} {key}", b[key], a[key], "ms", "lower", limit_pct))
+            if a[key] is not None and b[key] is not None:  # both backed by enough samples
+                out.append(Change(f"{name} {key}", b[key], a[key], "ms", "lower", limit_pct))
     return out
 
 

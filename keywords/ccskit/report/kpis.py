@@ -28,14 +28,15 @@ class KpiSpec:
     unit: str
     name_pattern: re.Pattern[str] | None = None
     unit_ok: Callable[[str], bool] = lambda unit: True
-    category: str | None = None  # latency KPIs: the sample category they pool
+    category: str | None = None  # latency KPIs: the sample category they read
     aggregate: str = "max"  # how several test figures become one KPI value
     target: tuple[str, float] | None = None  # seed plan target (op, value)
     target_text: str = ""
-    # Latency KPIs: test figures that carry a threshold and match this are the seed's check as a
-    # test asserted it (at nominal load); they win over the pool of every sample, which also
-    # holds the load-limit runs.
-    asserted: re.Pattern[str] | None = None
+    # Latency KPIs: the statistic the target bounds ("mean" or "max"). Each test's figure is that
+    # statistic of its samples (or a figure it recorded under that statistic's name), never a
+    # percentile: an average target is compared with averages only.
+    statistic: str = "mean"
+    what: str = ""  # what a test must record for this KPI (said when nothing did)
 
 
 def _is_rate(unit: str) -> bool:
@@ -62,9 +63,9 @@ SPECS: tuple[KpiSpec, ...] = (
         "lower",
         "ms",
         category="db",
-        asserted=re.compile(r"avg|mean", re.I),
         target=("<=", 200.0),
-        target_text="seed: ≤ 200 ms average",
+        target_text="seed: ≤ 200 ms average (compared with each test's average)",
+        what="database operation samples (db_*_ms) or a db_*_avg_ms figure",
     ),
     KpiSpec(
         "ws_delivery_time",
@@ -73,9 +74,9 @@ SPECS: tuple[KpiSpec, ...] = (
         "lower",
         "ms",
         category="ws",
-        asserted=re.compile(r"avg|mean", re.I),
         target=("<=", 50.0),
-        target_text="seed: ≤ 50 ms average",
+        target_text="seed: ≤ 50 ms average (compared with each test's average)",
+        what="WebSocket delivery samples (ws_*_ms, delivery_*_ms) or a ws_*_avg_ms figure",
     ),
     KpiSpec(
         "e2e_duration",
@@ -84,9 +85,10 @@ SPECS: tuple[KpiSpec, ...] = (
         "lower",
         "ms",
         category="e2e",
-        asserted=re.compile(r"max|p99|avg|mean", re.I),
         target=("<=", 1000.0),
-        target_text="seed: cross-device within 1 s",
+        target_text="seed: every cross-device delivery within 1 s (each test's max)",
+        statistic="max",
+        what="end-to-end or cross-node samples (e2e_*_ms, cross_node_*_ms) or a *_max_ms figure",
     ),
     KpiSpec(
         "messages_per_s",
@@ -96,6 +98,7 @@ SPECS: tuple[KpiSpec, ...] = (
         "msg/s",
         re.compile(r"(msgs?|messages?|deliver\w*|sends?)[ _]?(per[ _]?s|rate)|throughput", re.I),
         _is_rate,
+        what="a messages_per_s figure (msg/s) or a throughput series",
     ),
     KpiSpec(
         "connection_capacity",
@@ -110,6 +113,7 @@ SPECS: tuple[KpiSpec, ...] = (
         _is_count,
         target=(">=", 100.0),
         target_text="seed: 100+ connections",
+        what="a concurrent_connections figure (connections)",
     ),
     KpiSpec(
         "transaction_rate",
@@ -119,6 +123,7 @@ SPECS: tuple[KpiSpec, ...] = (
         "tx/s",
         re.compile(r"(^|[ _])tx|transaction|(commits?|inserts?|writes?)[ _]?per[ _]?s", re.I),
         _is_rate,
+        what="a db_tx_per_s figure (tx/s)",
     ),
     KpiSpec(
         "connection_uptime",
@@ -129,6 +134,7 @@ SPECS: tuple[KpiSpec, ...] = (
         re.compile(r"uptime", re.I),
         _is_pct,
         aggregate="min",
+        what="a connection_uptime_pct figure (%)",
     ),
     KpiSpec(
         "delivery_success",
@@ -141,6 +147,7 @@ SPECS: tuple[KpiSpec, ...] = (
         aggregate="min",
         target=(">=", 100.0),
         target_text="seed: no data loss (100 %)",
+        what="a delivery_success_pct figure (%)",
     ),
     KpiSpec(
         "error_recovery_time",
@@ -150,6 +157,7 @@ SPECS: tuple[KpiSpec, ...] = (
         "s",
         re.compile(r"recover", re.I),
         _is_time,
+        what="a recovery_time_s figure or a fault injected → recovered pair",
     ),
 )
 
@@ -160,11 +168,15 @@ class KpiResult:
     value: float | None = None
     detail: str = ""
     sources: list[str] = field(default_factory=list)
+    test: str = ""  # the test the value came from ("" when it came from a timeline)
+    method: str = ""  # how the value was chosen: two runs compare only on the same method
+    notes: list[str] = field(default_factory=list)  # secondary lines (p99, asserted-only worst)
+    reason: str = ""  # why not measured (always set when value is None)
 
     @property
     def basis(self) -> tuple[str, ...]:
         """What the value was computed from: two runs compare only on the same basis."""
-        return (self.detail.split(" (")[0].split(";")[0], *sorted(self.sources))
+        return (self.method, *sorted(self.sources))
 
     @property
     def measured(self) -> bool:
@@ -178,34 +190,139 @@ class KpiResult:
         return self.value <= limit if op == "<=" else self.value >= limit
 
 
-def _test_figures(
-    run: dict[str, Any], spec: KpiSpec, asserted: bool = False
-) -> list[tuple[float, str]]:
+@dataclass(frozen=True)
+class LatencyFigure:
+    """One test's latency figure for a KPI: a statistic of its samples or a figure it recorded."""
+
+    test: str
+    suite: str
+    name: str  # sample or figure name
+    value: float  # ms
+    count: int | None  # samples behind it (None: a recorded figure)
+    asserted: bool  # the test checked it against a threshold
+    p99: float | None = None  # the test's p99 of the same samples, when their count supports it
+
+    @property
+    def source(self) -> str:
+        if self.count is None:
+            return f"figure {self.name}"
+        return f"{self.name}, n={self.count:,}"
+
+
+_STAT_NAMES = {"mean": re.compile(r"avg|mean", re.I), "max": re.compile(r"max", re.I)}
+
+
+def _entries(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(run.get("tests", []))
+
+
+def latency_figures(run: dict[str, Any], spec: KpiSpec) -> list[LatencyFigure]:
+    """Every test's figure for latency KPI ``spec``: the statistic its target bounds."""
     found = []
-    for test in run.get("tests", []):
-        for metric in test.get("metrics", []):
-            name, unit = metric.get("name", ""), str(metric.get("unit", ""))
-            if asserted and (
-                metric.get("threshold") is None
-                or spec.asserted is None
-                or not spec.asserted.search(name)
-            ):
+    for test in _entries(run):
+        name, suite = str(test.get("test", "?")), str(test.get("suite", ""))
+        for sample, summary in (test.get("samples") or {}).items():
+            unit = str(summary.get("unit", ""))
+            if not _is_time(unit) or stats.category_of(sample) != spec.category:
                 continue
-            if spec.category is not None:
-                hit = _is_time(unit) and stats.category_of(name) == spec.category
-                value = metric["value"] * TIME_UNITS.get(unit, 1.0)
-            else:
-                hit = bool(spec.name_pattern and spec.name_pattern.search(name))
-                hit = hit and spec.unit_ok(unit)
-                value = metric["value"]
-                if spec.unit == "s" and unit in TIME_UNITS:
-                    value = value * TIME_UNITS[unit] / 1000.0
-            if hit:
-                found.append((float(value), f"{test.get('test', '?')}: {name}"))
+            scale = TIME_UNITS[unit]
+            p99 = summary.get("p99")
+            found.append(
+                LatencyFigure(
+                    name,
+                    suite,
+                    sample,
+                    float(summary[spec.statistic]) * scale,
+                    int(summary.get("count", 0)),
+                    False,
+                    None if p99 is None else float(p99) * scale,
+                )
+            )
+        for metric in test.get("metrics", []):
+            figure, unit = str(metric.get("name", "")), str(metric.get("unit", ""))
+            if not _is_time(unit) or stats.category_of(figure) != spec.category:
+                continue
+            if not _STAT_NAMES[spec.statistic].search(figure):
+                continue  # a p99 or p50 figure is not an average (nor a maximum)
+            value = float(metric["value"]) * TIME_UNITS[unit]
+            asserted = metric.get("threshold") is not None
+            found.append(LatencyFigure(name, suite, figure, value, None, asserted))
     return found
 
 
-def _series_peaks(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str]]:
+def _latency(run: dict[str, Any], spec: KpiSpec) -> KpiResult:
+    figures = latency_figures(run, spec)
+    if not figures:
+        return _from_pool(run, spec)
+    worst = max(figures, key=lambda f: f.value)
+    tests = {(f.suite, f.test) for f in figures}
+    stat = "average" if spec.statistic == "mean" else "maximum"
+    detail = (
+        f"worst {stat} of {len(tests)} test{'s' if len(tests) != 1 else ''}: "
+        f"“{worst.test}” ({worst.source})"
+    )
+    notes = []
+    asserted = [f for f in figures if f.asserted]
+    if asserted and max(asserted, key=lambda f: f.value) is not worst:
+        top = max(asserted, key=lambda f: f.value)
+        notes.append(
+            f"worst among tests asserting it: {stats.fmt(top.value)} ms (“{top.test}”, {top.name})"
+        )
+    with_p99 = [f for f in figures if f.p99 is not None]
+    if with_p99:
+        top = max(with_p99, key=lambda f: f.p99 or 0.0)
+        notes.append(
+            f"worst p99: {stats.fmt(top.p99)} ms (“{top.test}”, n={top.count:,}; "
+            "no seed target for p99)"
+        )
+    return KpiResult(
+        spec,
+        worst.value,
+        detail,
+        sorted({f"{f.test}: {f.name}" for f in figures}),
+        test=worst.test,
+        method=f"worst test {spec.statistic}",
+        notes=notes,
+    )
+
+
+def _from_pool(run: dict[str, Any], spec: KpiSpec) -> KpiResult:
+    """Files from a listener without per-test samples: the process-wide pool, no test named."""
+    names = [
+        n
+        for n in stats.latency_samples(run.get("samples", {}))
+        if stats.category_of(n) == spec.category
+    ]
+    pooled = stats.by_category(run.get("samples", {})).get(spec.category or "", [])
+    if not pooled:
+        return KpiResult(spec)
+    s = stats.summarize(pooled)
+    return KpiResult(
+        spec,
+        s[spec.statistic],
+        f"{spec.statistic} of all {s['count']:,} samples (these metrics files do not say which "
+        "test measured them)",
+        names,
+        method=f"pool {spec.statistic}",
+    )
+
+
+def _test_figures(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str, str]]:
+    """(value, "test: figure", test) of every test figure matching a non-latency KPI."""
+    found = []
+    for test in _entries(run):
+        for metric in test.get("metrics", []):
+            name, unit = metric.get("name", ""), str(metric.get("unit", ""))
+            if not (spec.name_pattern and spec.name_pattern.search(name) and spec.unit_ok(unit)):
+                continue
+            value = float(metric["value"])
+            if spec.unit == "s" and unit in TIME_UNITS:
+                value = value * TIME_UNITS[unit] / 1000.0
+            found.append((value, f"{test.get('test', '?')}: {name}", str(test.get("test", "?"))))
+    return found
+
+
+def _series_peaks(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str, str]]:
     # Only throughput peaks are KPIs: a gauge series (pool size, open sockets) is not a capacity.
     if spec.name_pattern is None or spec.category is not None or spec.unit_ok is not _is_rate:
         return []
@@ -214,7 +331,7 @@ def _series_peaks(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str]]
         points = entry.get("points") or []
         if points and spec.name_pattern.search(name) and spec.unit_ok(str(entry.get("unit", ""))):
             pick = max if spec.aggregate == "max" else min
-            found.append((float(pick(p[1] for p in points)), f"series {name}"))
+            found.append((float(pick(p[1] for p in points)), f"series {name}", ""))
     return found
 
 
@@ -240,49 +357,23 @@ def fault_recoveries(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return episodes
 
 
-def _latency(run: dict[str, Any], spec: KpiSpec) -> KpiResult:
-    pooled = stats.by_category(run.get("samples", {})).get(spec.category or "", [])
-    pool_text = ""
-    if pooled:
-        s = stats.summarize(pooled)
-        pool_text = (
-            f"mean of {s['count']:,} samples · p50 {stats.fmt(s['p50'])} · "
-            f"p99 {stats.fmt(s['p99'])} · max {stats.fmt(s['max'])} ms"
-        )
-    checked = _from_figures(spec, _test_figures(run, spec, asserted=True), "asserted figure")
-    if checked.measured:
-        if pool_text:
-            checked.detail += f"; all samples incl. load-limit runs: {pool_text}"
-        return checked
-    if pooled:
-        names = [
-            n
-            for n in stats.latency_samples(run.get("samples", {}))
-            if stats.category_of(n) == spec.category
-        ]
-        return KpiResult(spec, stats.summarize(pooled)["mean"], pool_text, names)
-    return _from_figures(spec, _test_figures(run, spec))
-
-
-def _from_figures(
-    spec: KpiSpec, figures: list[tuple[float, str]], kind: str = "figure"
-) -> KpiResult:
+def _from_figures(spec: KpiSpec, figures: list[tuple[float, str, str]]) -> KpiResult:
     """One KPI value from several test figures: the lowest (uptime, success), else the highest.
 
-    The highest is the capacity a system showed for throughput KPIs and the worst case for latency
-    and recovery time, so neither hides a bad figure behind a good one.
+    The highest is the capacity a system showed for throughput KPIs and the worst case for
+    recovery time, so neither hides a bad figure behind a good one.
     """
     if not figures:
         return KpiResult(spec)
     if spec.aggregate == "min":
-        value, source = min(figures, key=lambda f: f[0])
-        label = "lowest"
+        value, source, test = min(figures, key=lambda f: f[0])
+        label = "lowest (worst)"
     else:
-        value, source = max(figures, key=lambda f: f[0])
-        label = "highest" if spec.better == "higher" else "worst"
-    plural = "s" if len(figures) != 1 else ""
-    detail = f"{label} of {len(figures)} {kind}{plural} ({source})"
-    return KpiResult(spec, value, detail, [src for _v, src in figures])
+        value, source, test = max(figures, key=lambda f: f[0])
+        label = "highest shown (capacity)" if spec.better == "higher" else "worst"
+    count = len(figures)
+    detail = f"{label} of {count} figure{'s' if count != 1 else ''}: {source}"
+    return KpiResult(spec, value, detail, [src for _v, src, _t in figures], test=test, method=label)
 
 
 def _recovery(run: dict[str, Any], spec: KpiSpec) -> KpiResult:
@@ -300,20 +391,27 @@ def _recovery(run: dict[str, Any], spec: KpiSpec) -> KpiResult:
     return KpiResult(
         spec,
         value,
-        f"longest of {len(spans)} fault(s) in the timeline ({kind})",
+        f"longest of {len(spans)} fault(s) in the fault timeline ({kind})",
         [f"fault {k}" for _v, k in spans],
+        method="fault timeline",
     )
 
 
 def evaluate(run: dict[str, Any]) -> list[KpiResult]:
-    """Every KPI of :data:`SPECS`, in order, measured from ``run`` (a merged metrics document)."""
+    """Every KPI of :data:`SPECS`, in order, measured from ``run`` (a merged metrics document).
+
+    A KPI nothing measured carries a reason: what a test would have to record for it.
+    """
     results = []
     for spec in SPECS:
         if spec.category is not None:
-            results.append(_latency(run, spec))
+            result = _latency(run, spec)
         elif spec.key == "error_recovery_time":
-            results.append(_recovery(run, spec))
+            result = _recovery(run, spec)
         else:
-            figures = _test_figures(run, spec) + _series_peaks(run, spec)
-            results.append(_from_figures(spec, figures))
+            result = _from_figures(spec, _test_figures(run, spec) + _series_peaks(run, spec))
+        if not result.measured:
+            what = spec.what or f"a {spec.label.lower()} figure ({spec.unit})"
+            result.reason = f"no test that ran recorded {what}"
+        results.append(result)
     return results

@@ -1,4 +1,15 @@
-"""The one-page HTML report: KPIs, scenario rows, charts, fault timeline, benchmark, changes."""
+"""The one-page HTML report: KPIs, scenario rows, charts, fault timeline, benchmark, changes.
+
+Honesty rules the page keeps (each has a test in ``tests/kit/test_report.py``):
+
+- a KPI tile shows the worst figure any test of the run measured, names that test, and the same
+  figure appears in the section below it (the latency table marks the row a tile came from);
+- an average target is compared with averages only; percentiles are shown only when the sample
+  count supports them (``stats.PERCENTILE_RULE``, stated on the page);
+- "not measured" always says why (what would record it, and what this run left out);
+- the header says what the run covered: tags, what was left out, server and version, commit,
+  machine.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +19,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from . import bench, charts, kpis, stats
+from . import bench, charts, coverage, kpis, runinfo, stats
 from .compare import Change, Comparison, StatusChange
 
 CSS = (Path(__file__).with_name("report.css")).read_text(encoding="utf-8")
 NOT_MEASURED = "not measured in this run"
+KPI_MARK = "★"
 OPS = {"<=": "≤", "<": "<", ">=": "≥", ">": ">", "==": "="}
 
 
@@ -23,6 +35,8 @@ class PageInput:
     bench: dict[str, Any] | None = None
     bench_path: str = ""
     limit_pct: float = 20.0
+    # Earlier runs (newest first), to say which tests measured a KPI this run did not.
+    history: list[dict[str, Any]] | None = None
 
 
 def _utc(epoch: float | None) -> str:
@@ -53,15 +67,17 @@ def render(data: PageInput) -> str:
     """The whole page as one self-contained HTML document."""
     run = data.run
     kpi_results = kpis.evaluate(run)
+    left = coverage.left_out(run)
+    explain_unmeasured(kpi_results, left, data.history or [])
     episodes = kpis.fault_recoveries(run.get("faults", []))
     pooled = stats.by_category(run.get("samples", {}))
     parts = [
-        _header(run, data),
+        _header(run, data, left, kpi_results),
         _kpi_section(kpi_results, data.comparison, bench.kpi_lines(data.bench)),
         _changes(data.comparison, data.limit_pct),
         _scenario_section(run, data.comparison),
-        _latency_section(run, pooled),
-        _timeline_section(run, episodes),
+        _latency_section(run, pooled, kpi_results),
+        _timeline_section(run, episodes, left),
         bench.section(data.bench, Path(data.bench_path)),
         _footer(run),
     ]
@@ -89,7 +105,59 @@ def _figure_counts(run: dict[str, Any]) -> tuple[int, int]:
     return sum(1 for m in judged if m["passed"]), len(judged)
 
 
-def _header(run: dict[str, Any], data: PageInput) -> str:
+def explain_unmeasured(
+    results: list[kpis.KpiResult], left: coverage.LeftOut, history: list[dict[str, Any]]
+) -> None:
+    """Complete each unmeasured KPI's reason: which tests measured it before and why they did not
+    run now (from ``history``, newest first), else what this run left out."""
+    earlier = {}
+    for run in history:
+        for kpi in kpis.evaluate(run):
+            if kpi.measured and kpi.test and kpi.spec.key not in earlier:
+                earlier[kpi.spec.key] = (kpi.test, str(run.get("run", {}).get("id")))
+    for kpi in results:
+        if kpi.measured:
+            continue
+        if kpi.spec.key in earlier:
+            test, run_id = earlier[kpi.spec.key]
+            why = _why_absent(test, left)
+            kpi.reason += f"; measured by “{test}” in run {run_id}, which {why}"
+        elif left.groups:
+            kpi.reason += f"; this run left out {coverage.summary_text(left).split(': ', 1)[1]}"
+
+
+def _why_absent(test: str, left: coverage.LeftOut) -> str:
+    for reason, names in left.groups.items():
+        if any(name.endswith(f".{test}") for name in names):
+            return f"this run did not run: {reason}"
+    return "ran here without measuring it"
+
+
+def _meta_rows(run: dict[str, Any], left: coverage.LeftOut) -> str:
+    info = run.get("run", {})
+    include, exclude = runinfo.selection_text(info.get("selection"))
+    if info.get("selection") is None:
+        include = exclude = "unknown (these metrics files do not record the tag selection)"
+    rows = [
+        ("Tags included", include),
+        ("Tags excluded", exclude),
+        ("Left out", coverage.summary_text(left)),
+        ("Server under test", runinfo.server_text(info.get("server"))),
+        ("Kit commit", str(info.get("commit") or "unknown")),
+        ("Machine", runinfo.machine_text(info.get("machine"))),
+        (
+            "Tools",
+            f"Robot Framework {info.get('robot_version') or '?'} · Python "
+            f"{info.get('python') or '?'}{' · pabot' if info.get('pabot') else ''}",
+        ),
+    ]
+    cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="runmeta">{cells}</table>'
+
+
+def _header(
+    run: dict[str, Any], data: PageInput, left: coverage.LeftOut, kpi_results: list[kpis.KpiResult]
+) -> str:
     info = run.get("run", {})
     counts = _counts(run)
     ok, judged = _figure_counts(run)
@@ -104,10 +172,21 @@ def _header(run: dict[str, Any], data: PageInput) -> str:
     ]
     if counts["SKIP"]:
         chips.append(f'<span class="chip muted">{counts["SKIP"]} skipped</span>')
+    if left.groups:
+        chips.append(
+            f'<span class="chip warn">{left.count} of {left.total} tests not run '
+            "(see Left out)</span>"
+        )
     chips.append(
         f'<span class="chip {"pass" if ok == judged else "fail"}">{ok}/{judged} figures '
         "within threshold</span>"
     )
+    missed = [k for k in kpi_results if k.meets_target is False]
+    if missed:
+        chips.append(
+            f'<span class="chip fail">{len(missed)} KPI{"s" if len(missed) != 1 else ""} miss '
+            "the seed target</span>"
+        )
     if regressions is not None:
         css = "fail" if regressions else "pass"
         chips.append(
@@ -121,8 +200,8 @@ def _header(run: dict[str, Any], data: PageInput) -> str:
         f'<header class="{verdict}"><h1>CCS performance &amp; reliability report</h1>'
         f'<p class="meta">Run <code>{escape(str(info.get("id")))}</code> · started '
         f"{_utc(started)} · {duration} · {processes} robot process{'es' if processes != 1 else ''}"
-        f" · Robot Framework {escape(str(info.get('robot_version') or '?'))}</p>"
-        f'<p class="chips">{"".join(chips)}</p></header>'
+        f"</p>"
+        f'<p class="chips">{"".join(chips)}</p>{_meta_rows(run, left)}</header>'
     )
 
 
@@ -196,18 +275,21 @@ def _kpi_card(kpi: kpis.KpiResult, change: Change | None, bench_line: str) -> st
     extra = f'<div class="bench-line">{escape(bench_line)}</div>' if bench_line else ""
     if not kpi.measured:
         return (
-            f'<div class="kpi none"><div class="label">{escape(spec.label)}</div>'
+            f'<div class="kpi none" data-kpi="{spec.key}"><div class="label">{escape(spec.label)}'
+            "</div>"
             f'<div class="value">{NOT_MEASURED}</div>'
+            f'<div class="detail">why: {escape(kpi.reason)}</div>'
             f'<div class="target">{escape(spec.target_text)}</div>{extra}</div>'
         )
     meets = kpi.meets_target
     css = "ok" if meets else "bad" if meets is False else "info"
     mark = " ✓" if meets else " ✗" if meets is False else ""
+    notes = "".join(f'<div class="detail note">{escape(n)}</div>' for n in kpi.notes)
     return (
-        f'<div class="kpi {css}"><div class="label">{escape(spec.label)}</div>'
-        f'<div class="value">{stats.fmt(kpi.value)} <small>{escape(spec.unit)}</small>'
+        f'<div class="kpi {css}" data-kpi="{spec.key}"><div class="label">{escape(spec.label)}'
+        f'</div><div class="value">{stats.fmt(kpi.value)} <small>{escape(spec.unit)}</small>'
         f"{change_badge(change)}</div>"
-        f'<div class="detail">{escape(kpi.detail)}</div>'
+        f'<div class="detail">{escape(kpi.detail)}</div>{notes}'
         f'<div class="target">{escape(spec.target_text)}{mark}</div>{extra}</div>'
     )
 
@@ -334,46 +416,106 @@ def _scenario_section(run: dict[str, Any], comparison: Comparison | None) -> str
     )
 
 
-def _sample_table(run: dict[str, Any]) -> str:
-    latency = stats.latency_samples(run.get("samples", {}))
-    if not latency:
+def _kpi_rows(results: list[kpis.KpiResult]) -> dict[tuple[str, str], list[str]]:
+    """(test, sample or figure name) -> labels of the KPI tiles whose value is that row's."""
+    marks: dict[tuple[str, str], list[str]] = {}
+    for kpi in results:
+        if kpi.measured and kpi.spec.category is not None and kpi.test:
+            name = kpi.detail.rsplit("(", 1)[-1].split(",")[0].removeprefix("figure ").rstrip(")")
+            marks.setdefault((kpi.test, name), []).append(kpi.spec.label)
+    return marks
+
+
+def _latency_table(run: dict[str, Any], results: list[kpis.KpiResult]) -> str:
+    """One row per test and latency sample name: the figures the latency tiles are taken from."""
+    marks = _kpi_rows(results)
+    rows = []
+    for test in run.get("tests", []):
+        for name, s in sorted((test.get("samples") or {}).items()):
+            scale = kpis.TIME_UNITS.get(str(s.get("unit", "")))
+            if scale is None:
+                continue
+            tiles = marks.get((str(test.get("test")), name), [])
+            flag = (
+                f' <b class="kpimark" title="the value of a KPI tile">{KPI_MARK} '
+                f"{escape(', '.join(tiles))}</b>"
+                if tiles
+                else ""
+            )
+            cells = "".join(
+                f'<td class="num">{_ms(s.get(k), scale)}</td>'
+                for k in ("mean", "p50", "p90", "p99", "p99.9", "max")
+            )
+            rows.append(
+                f"<tr{' class=kpirow' if tiles else ''}><td>{escape(str(test.get('test')))}{flag}"
+                f"</td><td>{escape(name)}</td><td>{stats.category_label(stats.category_of(name))}"
+                f'</td><td class="num">{int(s.get("count", 0)):,}</td>{cells}</tr>'
+            )
+    if not rows:
         return ""
     head = (
-        "<tr><th>Samples</th><th>Category</th><th>n</th><th>mean</th><th>p50</th><th>p90</th>"
-        "<th>p99</th><th>p99.9</th><th>max</th></tr>"
+        "<tr><th>Test</th><th>Samples</th><th>Category</th><th>n</th><th>mean</th><th>p50</th>"
+        "<th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>"
     )
-    rows = []
-    for name in sorted(latency, key=lambda n: (stats.category_of(n), n)):
-        s = stats.summarize(latency[name]["values"])
-        cells = "".join(
-            f'<td class="num">{stats.fmt(s[k])}</td>'
-            for k in ("mean", "p50", "p90", "p99", "p99.9", "max")
-        )
-        rows.append(
-            f"<tr><td>{escape(name)}</td><td>{stats.category_label(stats.category_of(name))}"
-            f'</td><td class="num">{s["count"]:,}</td>{cells}</tr>'
-        )
     return (
-        f'<table class="samples"><caption>all figures in ms</caption>{head}{"".join(rows)}</table>'
+        '<h3>By test</h3><table class="samples"><caption>all figures in ms; '
+        f"{KPI_MARK} marks the row a KPI tile shows; “n too small”: see the rule above</caption>"
+        f"{head}{''.join(rows)}</table>"
     )
 
 
-def _latency_section(run: dict[str, Any], pooled: dict[str, list[float]]) -> str:
-    missing = [stats.category_label(c) for c in ("db", "ws", "e2e") if not pooled.get(c)]
-    note = f'<p class="none">{", ".join(missing)}: {NOT_MEASURED}.</p>' if missing else ""
+def _ms(value: Any, scale: float) -> str:
+    if value is None:
+        return '<span class="muted" title="see the percentile rule">n too small</span>'
+    return stats.fmt(float(value) * scale)
+
+
+def _latency_section(
+    run: dict[str, Any], pooled: dict[str, list[float]], results: list[kpis.KpiResult]
+) -> str:
+    latency = [k for k in results if k.spec.category is not None]
+    missing = "".join(
+        f'<p class="none">{escape(k.spec.label)}: {NOT_MEASURED} — {escape(k.reason)}.</p>'
+        for k in latency
+        if not k.measured
+    )
+    rule = f'<p class="meta">{escape(stats.PERCENTILE_RULE)}</p>'
+    table = _latency_table(run, results)
     dist = charts.latency_distribution(pooled)
-    pct = charts.percentile_chart(pooled)
-    if dist is None:
-        return f'<section id="latency"><h2>Latency</h2>{note}</section>'
-    return (
-        f'<section id="latency"><h2>Latency</h2>{note}<h3>Distribution</h3>{dist}'
-        f"<h3>By percentile</h3>{pct}{_sample_table(run)}</section>"
-    )
+    bounds = {
+        k.spec.category: (k.spec.target[1], f"seed: every delivery ≤ {k.spec.target[1]:g} ms")
+        for k in latency
+        if k.spec.statistic == "max" and k.spec.target and k.spec.category
+    }
+    pct = charts.percentile_chart(pooled, bounds)
+    charts_html = ""
+    if dist is not None:
+        averages = ", ".join(
+            f"{k.spec.label} {stats.fmt(k.spec.target[1])} ms"
+            for k in latency
+            if k.spec.statistic == "mean" and k.spec.target
+        )
+        charts_html = (
+            f"<h3>Distribution (all samples of the run, pooled per category)</h3>{dist}"
+            "<h3>By percentile (all samples of the run, pooled per category)</h3>"
+            f'<p class="meta">Average targets ({escape(averages)}) bound averages, not '
+            "percentiles: they are compared in the tiles and the table, not drawn here.</p>"
+            f"{pct}"
+        )
+    return f'<section id="latency"><h2>Latency</h2>{missing}{rule}{table}{charts_html}</section>'
 
 
-def _fault_table(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str:
+def _fault_table(
+    run: dict[str, Any], episodes: list[dict[str, Any]], left: coverage.LeftOut
+) -> str:
     if not episodes:
-        return f'<p class="none">Fault timeline: no fault injected — {NOT_MEASURED}.</p>'
+        fault = left.reason_for_tag("fault")
+        why = (
+            f"fault suites not run in this run: {fault}"
+            if fault
+            else "no test that ran injected a fault (recorded with fault_event)"
+        )
+        return f'<p class="none">Fault timeline: {NOT_MEASURED} — {escape(why)}.</p>'
     origin = float(run.get("run", {}).get("started") or episodes[0]["injected"])
     rows = []
     for e in episodes:
@@ -397,23 +539,37 @@ def _after(moment: float | None, start: float) -> str:
     return "not recorded" if moment is None else f"{moment - start:,.2f} s"
 
 
-def _timeline_section(run: dict[str, Any], episodes: list[dict[str, Any]]) -> str:
+def _timeline_section(
+    run: dict[str, Any], episodes: list[dict[str, Any]], left: coverage.LeftOut
+) -> str:
     chart = charts.timeline(run, episodes)
+    flat = charts.flat_series(run)
     kinds = {
         stats.series_kind(name, str(entry.get("unit", "")))
         for name, entry in run.get("series", {}).items()
         if entry.get("points")
-    } | {
-        stats.series_kind(m.get("name", ""), str(m.get("unit", "")))
-        for t in run.get("tests", [])
-        for m in t.get("metrics", [])
     }
-    wanted = {"rate": "throughput over time", "memory": "server RSS", "cpu": "server CPU"}
-    missing = [label for kind, label in wanted.items() if kind not in kinds]
-    note = f'<p class="none">{", ".join(missing)}: {NOT_MEASURED}.</p>' if missing else ""
+    wanted = {
+        "rate": ("throughput over time", "no test that ran recorded a …/s series (load tests do)"),
+        "memory": ("server RSS", "the server's PID was never known to the sampler"),
+        "cpu": ("server CPU", "the server's PID was never known to the sampler"),
+    }
+    stress = left.reason_for_tag("stress")
+    notes = []
+    for kind, (label, why) in wanted.items():
+        if kind not in kinds:
+            if kind == "rate" and stress:
+                why = f"stress suites not run in this run: {stress}"
+            notes.append(f"{label}: {NOT_MEASURED} — {why}.")
+    for name, value, unit, count in flat:
+        notes.append(
+            f"{name} stayed at {stats.fmt(value, unit)} in all {count:,} points (not drawn: a flat "
+            "line says nothing more)."
+        )
+    note = "".join(f'<p class="none">{escape(n)}</p>' for n in notes)
     return (
         f'<section id="timeline"><h2>Over time, with the fault timeline</h2>{note}'
-        f"{chart or ''}{_fault_table(run, episodes)}</section>"
+        f"{chart or ''}{_fault_table(run, episodes, left)}</section>"
     )
 
 

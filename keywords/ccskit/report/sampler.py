@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
@@ -122,23 +123,44 @@ def watch(
 def server_pid() -> int | None:
     """The PID of the server under test, or ``None`` while it is unknown.
 
-    In order: ``ccskit.config.target.pid`` (set by CCSServer when it starts the reference
+    In order: the kit's target PID (:func:`kit_target`, set when the kit starts the reference
     server), ``CCS_SERVER_PID``, and the local process listening on ``SUT_URL``'s port when that
     URL is on this machine (the runner starts one server and hands its URL to every process).
     """
-    pid: object = None
-    try:
-        from ccskit.config import target
-
-        pid = target.pid
-    except ImportError:  # the report tools run without the keyword libraries
-        pass
+    pid = getattr(kit_target(), "pid", None)
     if isinstance(pid, int) and pid > 0:
         return pid
     env = os.environ.get("CCS_SERVER_PID", "").strip()
     if env.isdigit():
         return int(env)
     return _listener_of(os.environ.get("SUT_URL", ""))
+
+
+def kit_target() -> Any:
+    """The kit's record of the server under test (``base_url``, ``pid``), or ``None``.
+
+    The ``CCS`` library's shared context when robot has it loaded, else the module-level
+    ``ccskit.config.target`` of the separate libraries; the report tools run without either.
+    """
+    try:
+        from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
+
+        try:
+            library = BuiltIn().get_library_instance("CCS")
+            found = getattr(getattr(library, "ctx", None), "target", None)
+            if found is not None:
+                return found
+        except RobotNotRunningError:
+            pass
+        except Exception:  # not loaded, or asked from the sampler thread while robot tears down
+            pass
+    except ImportError:
+        pass
+    try:
+        import ccskit.config as config
+    except ImportError:
+        return None
+    return getattr(config, "target", None)
 
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

@@ -9,13 +9,36 @@ from typing import Any
 
 # Order matters: "e2e_delivery_ms" is end-to-end, not WebSocket delivery.
 CATEGORIES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
-    ("e2e", "End-to-end", re.compile(r"e2e|end.?to.?end|round.?trip|rtt|cross.?device", re.I)),
+    (
+        "e2e",
+        "End-to-end",
+        re.compile(r"e2e|end.?to.?end|round.?trip|rtt|cross.?(device|node)", re.I),
+    ),
     ("db", "Database operation", re.compile(r"^db|database|query|insert|commit|sql", re.I)),
     ("ws", "WebSocket delivery", re.compile(r"^ws|websocket|deliver|fan.?out|broadcast", re.I)),
 )
 OTHER = ("other", "Other latencies")
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+# A percentile needs at least one sample beyond it: p90 needs 10 samples, p99 100, p99.9 1,000.
+PERCENTILE_RULE = (
+    "A percentile pX is shown only with at least 1 / (1 − X %) samples (p90: 10, p99: 100, "
+    "p99.9: 1,000), so that at least one sample lies beyond it; otherwise it reads "
+    "“n too small”."
+)
+
+
+def min_samples(pct: float) -> int:
+    """Samples needed before the ``pct`` percentile means anything (see :data:`PERCENTILE_RULE`)."""
+    if pct >= 100:
+        raise ValueError(f"no sample count supports percentile {pct}")
+    # round() first: 100 / (100 - 99.9) is 1000.0000000000001 in floating point.
+    return max(1, math.ceil(round(100.0 / (100.0 - pct), 6)))
+
+
+def has_enough(count: int, pct: float) -> bool:
+    """``True`` when ``count`` samples are enough to state the ``pct`` percentile."""
+    return count >= min_samples(pct)
 
 
 def series_kind(name: str, unit: str) -> str:
@@ -61,7 +84,10 @@ def percentile(ordered: Sequence[float], pct: float) -> float:
 
 
 def summarize(values: Sequence[float]) -> dict[str, Any]:
-    """Count, mean, min, max and the usual percentiles (keys ``p50``, ``p99``, ``p99.9`` …)."""
+    """Count, mean, min, max and the usual percentiles (keys ``p50``, ``p99``, ``p99.9`` …).
+
+    A percentile the sample count cannot support (:func:`has_enough`) is ``None``.
+    """
     ordered = sorted(values)
     summary: dict[str, Any] = {
         "count": len(ordered),
@@ -70,8 +96,17 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
         "max": ordered[-1],
     }
     for pct in PERCENTILES:
-        summary[f"p{pct:g}"] = percentile(ordered, pct)
+        enough = has_enough(len(ordered), pct)
+        summary[f"p{pct:g}"] = percentile(ordered, pct) if enough else None
     return summary
+
+
+def rounded(summary: dict[str, Any], digits: int = 3) -> dict[str, Any]:
+    """The summary with floats rounded for storage and logs (no 15-digit noise)."""
+    return {
+        k: round(v, digits) if isinstance(v, float) and math.isfinite(v) else v
+        for k, v in summary.items()
+    }
 
 
 def latency_samples(samples: dict[str, Any]) -> dict[str, dict[str, Any]]:

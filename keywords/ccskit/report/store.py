@@ -111,13 +111,29 @@ def merge_run(docs: list[dict[str, Any]]) -> dict[str, Any]:
             "started": min(starts) if starts else None,
             "ended": max(ends) if ends else None,
             "robot_version": first.get("robot_version"),
+            "python": first.get("python"),
             "processes": processes,
+            **_run_metadata([doc.get("run", {}) for doc in docs]),
         },
         "tests": tests,
         "samples": samples,
         "series": series,
         "faults": faults,
     }
+
+
+def _run_metadata(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Commit, machine, tag selection, sources and server: the first process that knows them."""
+    merged: dict[str, Any] = {}
+    for key in ("commit", "machine", "selection", "server"):
+        known = [r[key] for r in runs if r.get(key)]
+        merged[key] = known[0] if known else None
+    sources: list[str] = []
+    for run in runs:
+        sources += [s for s in run.get("sources") or [] if s not in sources]
+    merged["sources"] = sources
+    merged["pabot"] = any(r.get("pabot_pool_id") is not None for r in runs)
+    return merged
 
 
 def merge_folder(folder: Path, out: Path | None = None, every_run: bool = False) -> dict[str, Any]:
@@ -188,3 +204,18 @@ def previous_run(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
 
 def _test_names(doc: dict[str, Any]) -> set[tuple[str, str]]:
     return {(t.get("suite", ""), t.get("test", "")) for t in doc.get("tests", [])}
+
+
+def recent_runs(folder: Path, current: dict[str, Any], limit: int = 10) -> list[dict[str, Any]]:
+    """Up to ``limit`` kept runs other than ``current``, newest first (unreadable ones skipped)."""
+    run_id = current.get("run", {}).get("id")
+    docs = []
+    for path in sorted(folder.glob("metrics-*.json"), reverse=True)[: limit + 1]:
+        try:
+            doc = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if doc.get("run", {}).get("id") != run_id:
+            docs.append(doc)
+    docs.sort(key=lambda d: -(d.get("run", {}).get("started") or 0.0))
+    return docs[:limit]
