@@ -1,0 +1,476 @@
+"""Random walks over real connections: a Hypothesis ``RuleBasedStateMachine`` whose rules act on
+the server (``driver``), ask the model (``state``) what must happen, and compare (``observe``).
+
+Each walk creates its own users, devices and conversations (unique ids), so walks are
+independent of each other and of other tests. Every step is recorded as a ``steps.Step`` so a
+failing (shrunk) walk can be printed as plain English and as a Robot Framework test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from .driver import Driver, Reply
+from .observe import (
+    check_database,
+    check_presence,
+    check_presence_answer,
+    check_presence_leaks,
+    check_reply,
+    check_streams,
+)
+from .state import Expect, Limits, Model, PresenceEvent, body_bytes
+from .steps import Step, Walk
+
+#: The walk's cast: u0 has more devices than the connection cap of the model's node allows.
+USERS = {"u0": ["u0-d0", "u0-d1", "u0-d2", "u0-d3"], "u1": ["u1-d0", "u1-d1"],
+         "u2": ["u2-d0"], "u3": ["u3-d0"]}  # fmt: skip
+DEVICES = [d for devices in USERS.values() for d in devices]
+CONVERSATIONS = {"c0": ["u0", "u1"], "c1": ["u0", "u1", "u2"]}
+TOKEN_KINDS = ["valid"] * 6 + ["expired", "not-yet-valid", "bad-signature", "other-users-device"]
+SPECIAL_TEXTS = ["'; DROP TABLE messages;--", "<script>x</script>", "nul\x00inside",
+                 "\u202eRTL override", "👩‍👩‍👧 family", ""]  # fmt: skip
+#: ``resume`` values a correct server must refuse with bad_request (fail closed).
+MALFORMED_SEQS: list[Any] = [-1, "abc", 1.5, 2**63, True, None]
+
+
+@dataclass
+class WalkEnv:
+    """What the walks run against, set by the runner before Hypothesis starts."""
+
+    base_url: str = ""
+    database_url: str = ""
+    limits: Limits = field(default_factory=Limits)
+    scale: float = 1.0
+    unsupported: dict[str, str] = field(default_factory=dict)  # action -> why
+    used: dict[str, int] = field(default_factory=dict)  # rule -> times run
+    walks: int = 0
+    last_walk: Walk | None = None
+
+
+ENV = WalkEnv()
+
+
+class ModelWalk(RuleBasedStateMachine):
+    """One walk: fresh fixtures, then rules drawn by Hypothesis, each checked against the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.driver = Driver(ENV.base_url, ENV.database_url, ENV.scale)
+        self.model = Model(ENV.limits)
+        self.walk = Walk(self.driver.fixture.names)
+        ENV.last_walk = self.walk
+        ENV.walks += 1
+        self.counter = 0
+        self._setup_fixtures()
+
+    def _setup_fixtures(self) -> None:
+        d = self.driver
+        for user, devices in USERS.items():
+            d.create_user(user)
+            self.model.add_user(d.fixture.ids[user], [d.create_device(user, n) for n in devices])
+        for conv, members in CONVERSATIONS.items():
+            real = [d.fixture.ids[m] for m in members]
+            self.model.add_conversation(d.create_conversation(conv, real), real)
+        self.walk.setup(USERS, CONVERSATIONS)
+
+    def teardown(self) -> None:
+        self.driver.close()
+
+    # ----- helpers -----------------------------------------------------------------------------
+    def ids(self, name: str) -> str:
+        return self.driver.fixture.ids[name]
+
+    def connected(self) -> list[str]:
+        return [n for n in DEVICES if self.model.devices[self.ids(n)].connected]
+
+    def offline(self) -> list[str]:
+        return [n for n in DEVICES if not self.model.devices[self.ids(n)].connected]
+
+    def conv_of(self, name: str) -> Any:
+        return self.model.conversations[self.ids(name)]
+
+    def next_key(self, device: str) -> str:
+        self.counter += 1
+        return f"{device}-k{self.counter}"
+
+    def finish(self, step: Step, problems: list[str], presence: list[PresenceEvent],
+               marks: dict[str, int]) -> None:  # fmt: skip
+        """Compare the whole observable state with the model after a step; fail with problems."""
+        ENV.used[step.rule] = ENV.used.get(step.rule, 0) + 1
+        timeout = 3.0 * ENV.scale
+        problems = list(problems)
+        problems += check_presence(presence, self.driver, marks, timeout)
+        problems += [p for p in check_streams(self.model, self.driver, timeout) if p != "waiting"]
+        problems += check_presence_leaks(self.model, self.driver)
+        problems += check_database(self.model, self.driver, timeout)
+        self.walk.add(step)
+        if problems:
+            self.walk.fail(problems)
+            raise AssertionError(self.walk.report())
+
+    # ----- connecting --------------------------------------------------------------------------
+    @initialize(data=st.data())
+    def first_devices(self, data: st.DataObject) -> None:
+        """Walks start with a member of each conversation online, so every rule is open."""
+        for name in data.draw(st.sampled_from([["u0-d0", "u1-d0"], ["u1-d1", "u2-d0"],
+                                               ["u0-d1"]]), label="first devices"):  # fmt: skip
+            marks = self.driver.mark()
+            expect = self.model.connect(self.ids(name), "valid", None)
+            reply = self.driver.connect(self.ids(name), self.driver.token(self.ids(name),
+                                        "valid"), None)  # fmt: skip
+            step = Step("connect", f"{name} connects with a valid token", kind="connect",
+                        device=name, token="valid", resume=None, expect=expect)  # fmt: skip
+            self.finish(step, check_reply(step.english, expect, reply), expect.presence, marks)
+
+    @precondition(lambda self: bool(self.offline()))
+    @rule(data=st.data())
+    def connect(self, data: st.DataObject) -> None:
+        """A device connects, with a good or a bad token, resuming or not."""
+        name = data.draw(st.sampled_from(self.offline()), label="device")
+        device_id = self.ids(name)
+        token_kind = data.draw(st.sampled_from(TOKEN_KINDS), label="token")
+        resume = self._draw_resume(data, device_id) if token_kind == "valid" else None
+        other = self.ids("u1-d0" if name.startswith("u0") else "u0-d0")
+        marks = self.driver.mark()
+        expect = self.model.connect(device_id, token_kind, resume)
+        reply = self.driver.connect(device_id, self.driver.token(device_id, token_kind, other),
+                                    resume)  # fmt: skip
+        if reply.status is not None and not expect.ok:
+            # Refused on the upgrade: the token travelled in hello, so this is a server choice
+            # the protocol does not allow for a token given in hello.
+            reply = Reply({"type": "http", "status": reply.status}, None)
+        step = Step("connect", f"{name} connects with a {token_kind} token"
+                    + (f", resuming {self.walk.names_in(json.dumps(resume))}" if resume else ""),
+                    kind="connect", device=name, token=token_kind, resume=resume,
+                    expect=expect)  # fmt: skip
+        self.finish(step, check_reply(step.english, expect, reply), expect.presence, marks)
+
+    def _draw_resume(self, data: st.DataObject, device_id: str) -> dict[str, Any] | None:
+        mode = data.draw(st.sampled_from(["none"] * 3 + ["head", "behind", "ahead", "zero",
+                         "malformed", "forbidden", "replay-edge"]), label="resume")  # fmt: skip
+        if mode == "none":
+            return None
+        conv_name = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="resume of")
+        conv = self.conv_of(conv_name)
+        head = conv.head
+        if mode == "malformed":
+            return {conv.conversation_id: data.draw(st.sampled_from(MALFORMED_SEQS))}
+        if mode == "forbidden":
+            user = self.model.devices[device_id].user_id
+            if user in conv.members:
+                return {self.ids("c0") + "-unknown": 0}
+            return {conv.conversation_id: 0}
+        if self.model.devices[device_id].user_id not in conv.members:
+            return None
+        if mode == "replay-edge":
+            limit = ENV.limits.replay_limit
+            if limit is None:
+                ENV.unsupported["resume at the replay limit"] = "replay limit of the target unknown"
+                return None
+            gap = data.draw(st.sampled_from([limit - 1, limit, limit + 1]), label="missed")
+            return {conv.conversation_id: max(0, head - gap)}
+        seq = {"head": head, "ahead": head + 1, "zero": 0,
+               "behind": max(0, head - data.draw(st.integers(1, 3), label="behind by"))}[mode]  # fmt: skip
+        return {conv.conversation_id: seq}
+
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data(), abrupt=st.booleans())
+    def disconnect(self, data: st.DataObject, abrupt: bool) -> None:
+        """A device closes cleanly (1000) or loses its network (TCP connection dropped)."""
+        name = data.draw(st.sampled_from(self.connected()), label="device")
+        marks = self.driver.mark()
+        events = self.model.disconnect(self.ids(name))
+        self.driver.disconnect(self.ids(name), abrupt)
+        how = "loses its network" if abrupt else "disconnects cleanly"
+        step = Step("disconnect", f"{name} {how}", kind="drop" if abrupt else "close", device=name)
+        self.finish(step, [], events, marks)
+
+    # ----- messages ----------------------------------------------------------------------------
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data())
+    def send(self, data: st.DataObject) -> None:
+        """A device sends: new key, retried key (same or other body), bodies around the limit."""
+        name = data.draw(st.sampled_from(self.connected()), label="device")
+        device_id = self.ids(name)
+        conv = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="conversation")
+        cmid, body = self._draw_key_and_body(data, name, device_id, conv)
+        over_rest = data.draw(st.sampled_from([False] * 4 + [True]), label="over REST")
+        marks = self.driver.mark()
+        expect = self.model.send(device_id, self.ids(conv), cmid, body)
+        if over_rest:
+            reply = self._rest_send(name, conv, cmid, body)
+        else:
+            reply = self.driver.command(device_id, {"type": "send", "conversation_id":
+                                        self.ids(conv), "client_msg_id": cmid, "body": body})  # fmt: skip
+        step = Step("send", f"{name} sends {_describe_body(body)} to {conv} with key "
+                    f"{_describe_key(cmid)}" + (" through the REST API" if over_rest else ""),
+                    kind="send", device=name, conv=conv, cmid=cmid, body=body, rest=over_rest,
+                    expect=expect)  # fmt: skip
+        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+
+    def _draw_key_and_body(self, data: st.DataObject, name: str, device_id: str,
+                           conv: str) -> tuple[str, Any]:  # fmt: skip
+        used = sorted(k for (d, k) in self.model.keys if d == device_id)
+        kind = data.draw(st.sampled_from(["new"] * 4 + ["retry", "retry-other-body", "128",
+                         "129", "empty", "limit", "special"]), label="key")  # fmt: skip
+        body: Any = {"text": f"m{self.counter + 1}"}
+        if kind in ("retry", "retry-other-body") and used:
+            cmid = data.draw(st.sampled_from(used), label="retried key")
+            original = self.model.keys[(device_id, cmid)]
+            if original.conversation_id == self.ids(conv):
+                sent = json.loads(self.model.sent_bodies[(device_id, cmid)])
+                return cmid, sent if kind == "retry" else {"text": "other body"}
+        if kind == "128":
+            return (self.next_key(name) + "x" * 128)[:128], body
+        if kind == "129":
+            return (self.next_key(name) + "x" * 129)[:129], body
+        if kind == "empty":
+            return "", body
+        if kind == "limit":
+            offset = data.draw(st.sampled_from([-1, 0, 1]), label="bytes from the limit")
+            width = data.draw(st.sampled_from([2, 3, 4]), label="bytes per char")
+            return self.next_key(name), sized_body(ENV.limits.max_body_bytes + offset, width)
+        if kind == "special":
+            return self.next_key(name), {"text": data.draw(st.sampled_from(SPECIAL_TEXTS))}
+        return self.next_key(name), body
+
+    def _rest_send(self, name: str, conv: str, cmid: str, body: Any) -> Reply:
+        token = self.driver.token(self.ids(name), "valid")
+        reply = self.driver.rest("POST", f"/v1/conversations/{self.ids(conv)}/messages", token,
+                                 {"client_msg_id": cmid, "body": body})  # fmt: skip
+        return rest_as_reply(reply, {201: False, 200: True})
+
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data())
+    def deep_body(self, data: st.DataObject) -> None:
+        """A body nested deeper than any JSON parser allows: bad_request naming the frame's ref."""
+        name = data.draw(st.sampled_from(self.connected()), label="device")
+        conv = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="conversation")
+        depth = 3000
+        ref = f"deep{self.counter}"
+        cmid = self.next_key(name)
+        text = (f'{{"type":"send","ref":"{ref}","conversation_id":"{self.ids(conv)}",'
+                f'"client_msg_id":"{cmid}","body":{"[" * depth}{"]" * depth}}}')  # fmt: skip
+        marks = self.driver.mark()
+        reply = self.driver.raw_command(self.ids(name), text, ref)
+        expect = Expect(codes=("bad_request",))
+        step = Step("deep_body", f"{name} sends a body nested {depth} deep to {conv}",
+                    kind="raw", device=name, conv=conv, depth=depth, expect=expect)  # fmt: skip
+        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data(), delete=st.booleans())
+    def edit_or_delete(self, data: st.DataObject, delete: bool) -> None:
+        """Edit or delete with the current, a stale or a future version (or an unknown seq)."""
+        name = data.draw(st.sampled_from(self.connected()), label="device")
+        device_id = self.ids(name)
+        conv_name = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="conversation")
+        conv = self.conv_of(conv_name)
+        seq = data.draw(st.integers(1, conv.head + 1), label="seq")
+        message = conv.get(seq)
+        current = message.version if message else 1
+        version = current + data.draw(st.sampled_from([0, 0, 0, -1, 1]), label="version offset")
+        if message is not None and message.deleted and delete:
+            version = current - 1 if current > 1 else current + 1  # deleting twice is open
+        body = {"text": f"edit{self.counter}"}
+        marks = self.driver.mark()
+        expect = self.model.change(device_id, conv.conversation_id, seq, version, body, delete)
+        frame: dict[str, Any] = {"type": "delete" if delete else "edit", "conversation_id":
+                                 conv.conversation_id, "seq": seq, "expected_version": version}  # fmt: skip
+        if not delete:
+            frame["body"] = body
+        reply = self.driver.command(device_id, dict(frame))
+        verb = "deletes" if delete else "edits"
+        step = Step("edit_or_delete", f"{name} {verb} message {seq} of {conv_name} expecting "
+                    f"version {version}", kind="command", device=name, frame=frame,
+                    conv=conv_name, expect=expect)  # fmt: skip
+        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data())
+    def insert_row(self, data: st.DataObject) -> None:
+        """Another program INSERTs a message row directly (seq left to the trigger)."""
+        conv_name = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="conversation")
+        conv = self.conv_of(conv_name)
+        senders = [n for n in DEVICES if self.model.devices[self.ids(n)].user_id in conv.members]
+        if not senders:
+            return
+        sender = data.draw(st.sampled_from(senders), label="sender")
+        cmid, body = self.next_key(sender) + "-sql", {"text": f"sql{self.counter}"}
+        marks = self.driver.mark()
+        seq = self.model.insert_row(conv.conversation_id, self.ids(sender), cmid, body)
+        stored = self.driver.insert_row(conv.conversation_id, self.ids(sender), cmid, body)
+        problems = [] if stored == seq else [f"the inserted row got seq {stored}, expected {seq}"]
+        step = Step("insert_row", f"another program inserts a row into {conv_name} as {sender}",
+                    kind="sql", device=sender, conv=conv_name, cmid=cmid, body=body)  # fmt: skip
+        self.finish(step, problems, [], marks)
+
+    # ----- receipts and history ----------------------------------------------------------------
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data(), kind=st.sampled_from(["delivered", "read"]))
+    def receipt(self, data: st.DataObject, kind: str) -> None:
+        """A receipt forward, stale, equal, at head, beyond head or at zero."""
+        name = data.draw(st.sampled_from(self.connected()), label="device")
+        device_id = self.ids(name)
+        conv_name = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="conversation")
+        conv = self.conv_of(conv_name)
+        cursor = self.model.devices[device_id].cursor(conv.conversation_id)[kind == "read"]
+        seq = data.draw(st.sampled_from(sorted({0, max(cursor - 1, 1), cursor, cursor + 1,
+                                                conv.head, conv.head + 1})), label="seq")  # fmt: skip
+        marks = self.driver.mark()
+        expect = self.model.receipt(device_id, conv.conversation_id, kind, seq)
+        frame = {"type": "receipt", "conversation_id": conv.conversation_id, "kind": kind,
+                 "seq": seq}  # fmt: skip
+        reply = self.driver.command(device_id, dict(frame))
+        step = Step("receipt", f"{name} confirms {kind} up to {seq} in {conv_name}",
+                    kind="command", device=name, frame=frame, conv=conv_name, expect=expect)  # fmt: skip
+        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data())
+    def history(self, data: st.DataObject) -> None:
+        """A history page with bounds at, one below and one above every edge."""
+        name = data.draw(st.sampled_from(self.connected()), label="device")
+        device_id = self.ids(name)
+        conv_name = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="conversation")
+        head = self.conv_of(conv_name).head
+        edges = sorted({0, 1, 2, max(head - 1, 0), head, head + 1})
+        after = data.draw(st.sampled_from([None, *edges]), label="after_seq")
+        before = data.draw(st.sampled_from([None, *[e for e in edges if e > 0]]), label="before")
+        cap = ENV.limits.history_limit_max
+        limit = data.draw(st.sampled_from([None, 1, 2, cap, 0, cap + 1]), label="limit")
+        frame: dict[str, Any] = {"type": "history", "conversation_id": self.ids(conv_name)}
+        for key, value in (("after_seq", after), ("before_seq", before), ("limit", limit)):
+            if value is not None:
+                frame[key] = value
+        marks = self.driver.mark()
+        expect = self.model.history(device_id, self.ids(conv_name), after, before, limit)
+        reply = self.driver.command(device_id, dict(frame))
+        shown = {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}
+        step = Step("history", f"{name} asks for the history of {conv_name} {shown or ''}",
+                    kind="command", device=name, frame=frame, conv=conv_name, expect=expect)  # fmt: skip
+        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+
+    # ----- presence ----------------------------------------------------------------------------
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data(), status=st.sampled_from(["online", "away"]))
+    def set_presence(self, data: st.DataObject, status: str) -> None:
+        """A device says it is online or away."""
+        name = data.draw(st.sampled_from(self.connected()), label="device")
+        marks = self.driver.mark()
+        expect = self.model.set_presence(self.ids(name), status)
+        frame = {"type": "presence", "status": status}
+        reply = self.driver.command(self.ids(name), dict(frame))
+        step = Step("set_presence", f"{name} sets its presence to {status}", kind="command",
+                    device=name, frame=frame, expect=expect)  # fmt: skip
+        self.finish(step, check_reply(step.english, expect, reply), expect.presence, marks)
+
+    @precondition(lambda self: bool(self.connected()))
+    @rule(data=st.data(), over_rest=st.booleans())
+    def query_presence(self, data: st.DataObject, over_rest: bool) -> None:
+        """A member or a stranger asks for presence, over WebSocket or REST."""
+        name = data.draw(st.sampled_from(self.connected()), label="asker")
+        asker = self.model.devices[self.ids(name)]
+        others = [u for u in USERS if self.ids(u) != asker.user_id]
+        users = data.draw(st.lists(st.sampled_from(others), min_size=1, max_size=3, unique=True),
+                          label="users")  # fmt: skip
+        real = [self.ids(u) for u in users]
+        marks = self.driver.mark()
+        if over_rest:
+            problems = self._rest_presence(name, real)
+            english = f"{name} reads the presence of {', '.join(users)} through the REST API"
+            frame: dict[str, Any] = {}
+        else:
+            frame = {"type": "presence_query", "user_ids": real}
+            reply = self.driver.command(self.ids(name), dict(frame))
+            english = f"{name} asks for the presence of {', '.join(users)}"
+            problems = check_reply(english, Expect({}), reply)
+            if not problems and reply.frame is not None:
+                problems = check_presence_answer(self.model, asker.user_id,
+                                                 reply.frame.get("users"), real, english)  # fmt: skip
+        step = Step("query_presence", english, kind="rest-presence" if over_rest else "command",
+                    device=name, frame=frame, users=users,
+                    answers={u: self.model.presence_answer(asker.user_id, self.ids(u))
+                             for u in users})  # fmt: skip
+        self.finish(step, problems, [], marks)
+
+    def _rest_presence(self, name: str, users: list[str]) -> list[str]:
+        asker = self.model.devices[self.ids(name)]
+        token = self.driver.token(asker.device_id, "valid")
+        problems = []
+        for user_id in users:
+            reply = self.driver.rest("GET", f"/v1/users/{user_id}/presence", token)
+            over = f"GET /v1/users/{self.walk.names_in(user_id)}/presence as {name}"
+            stranger = self.model.presence_answer(asker.user_id, user_id)["stranger"]
+            if stranger and reply.status in (403, 404):
+                continue
+            if reply.status != 200:
+                problems.append(f"{over}: expected 200, got {reply.status} {reply.frame}")
+                continue
+            problems += check_presence_answer(self.model, asker.user_id,
+                                              {user_id: reply.frame}, [user_id], over)  # fmt: skip
+        return problems
+
+    # ----- membership --------------------------------------------------------------------------
+    @rule(data=st.data())
+    def change_membership(self, data: st.DataObject) -> None:
+        """A member is added or removed while its devices are online or offline."""
+        conv_name = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="conversation")
+        conv = self.conv_of(conv_name)
+        user = data.draw(st.sampled_from(sorted(USERS)), label="user")
+        user_id = self.ids(user)
+        marks = self.driver.mark()
+        if user_id in conv.members:
+            if len(conv.members) == 1:
+                return
+            self.model.remove_member(conv.conversation_id, user_id)
+            status = self.driver.remove_member(conv.conversation_id, user_id)
+            english, kind, want = f"{user} is removed from {conv_name}", "remove", 204
+        else:
+            self.model.add_member(conv.conversation_id, user_id)
+            status = self.driver.add_member(conv.conversation_id, user_id)
+            english, kind, want = f"{user} is added to {conv_name}", "add", 201
+        problems = [] if status == want else [f"{english}: HTTP {status}, expected {want}"]
+        step = Step("change_membership", english, kind=kind, user=user, conv=conv_name)
+        self.finish(step, problems, [], marks)
+
+
+def sized_body(target_bytes: int, width: int) -> dict[str, str]:
+    """``{"text": …}`` of exactly ``target_bytes`` serialised UTF-8 bytes, using characters of
+    ``width`` bytes (2: é, 3: €, 4: 😀) and ASCII padding."""
+    char = {2: "é", 3: "€", 4: "😀"}[width]
+    room = max(target_bytes - body_bytes({"text": ""}), 0)
+    text = char * (room // width) + "x" * (room % width)
+    assert body_bytes({"text": text}) == target_bytes or room == 0
+    return {"text": text}
+
+
+def rest_as_reply(reply: Reply, ok_statuses: dict[int, bool]) -> Reply:
+    """A REST answer in the shape of a WebSocket reply (``ack`` or ``error``)."""
+    data = reply.frame or {}
+    if reply.status in ok_statuses:
+        return Reply({"type": "ack", **data}, None)
+    return Reply({"type": "error", **data}, None)
+
+
+def _describe_body(body: Any) -> str:
+    text = body.get("text", "") if isinstance(body, dict) else body
+    size = body_bytes(body)
+    if isinstance(text, str) and len(text) > 24:
+        return f"a body of {size} bytes ({text[:3]}…)"
+    return json.dumps(body, ensure_ascii=False)
+
+
+def _describe_key(cmid: str) -> str:
+    return f"of {len(cmid)} chars" if len(cmid) > 40 or not cmid else cmid
+
+
+def elapsed_since(start: float) -> float:
+    return time.monotonic() - start

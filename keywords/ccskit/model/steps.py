@@ -1,0 +1,253 @@
+"""A walk as people read it: numbered plain-English steps and a ready-to-paste Robot test.
+
+The Robot test uses the kit's vocabulary (``resources/ccs.resource``: `Create User`, `Connect
+Device`, `Send Command` …) plus `Model Token` of the CCSModel library for tokens the other
+libraries cannot mint (expired, not yet valid, badly signed). It asserts, at each step, the
+reply the model predicted, so it fails on the server that failed the walk and passes on one that
+behaves as documented.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .state import Expect
+
+SEP = "    "
+HTTP_STATUS = {"bad_request": 400, "invalid_json": 400, "forbidden": 403, "not_found": 404,
+               "too_large": 413, "idempotency_conflict": 409, "conflict": 409}  # fmt: skip
+
+
+@dataclass
+class Step:
+    """One action of a walk: its rule, its English sentence and what is needed to replay it."""
+
+    rule: str
+    english: str
+    kind: str = ""
+    expect: Expect | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, rule: str, english: str, kind: str = "", expect: Expect | None = None,
+                 **details: Any) -> None:  # fmt: skip
+        self.rule, self.english, self.kind, self.expect = rule, english, kind, expect
+        self.details = details
+
+
+@dataclass
+class Walk:
+    """The steps of one walk, the problems that ended it, and the fixture names."""
+
+    names: dict[str, str]  # real id -> logical name
+    steps: list[Step] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    users: dict[str, list[str]] = field(default_factory=dict)
+    conversations: dict[str, list[str]] = field(default_factory=dict)
+    seed: str = ""
+
+    def setup(self, users: dict[str, list[str]], conversations: dict[str, list[str]]) -> None:
+        self.users, self.conversations = users, conversations
+
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+
+    def fail(self, problems: list[str]) -> None:
+        self.problems = [self.names_in(p) for p in problems]
+
+    def names_in(self, text: str) -> str:
+        """``text`` with every real id replaced by its logical name (longest first)."""
+        for real in sorted(self.names, key=len, reverse=True):
+            text = text.replace(real, self.names[real])
+        return text
+
+    # ----- plain English -----------------------------------------------------------------------
+    def english(self) -> str:
+        cast = "; ".join(f"{u} with {', '.join(d)}" for u, d in self.users.items())
+        convs = "; ".join(f"{c} with members {', '.join(m)}" for c, m in self.conversations.items())
+        lines = [f"Given users {cast}", f"and conversations {convs}:"]
+        lines += [f"{i}. {self.names_in(s.english)}" for i, s in enumerate(self.steps, 1)]
+        if self.problems:
+            lines.append(f"-> after step {len(self.steps)} the server disagrees with the model:")
+            lines += [f"   - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        return "model walk failed\n" + self.english()
+
+    # ----- Robot Framework ---------------------------------------------------------------------
+    def robot(self, name: str = "") -> str:
+        """A Robot test (with its settings) that replays the walk and asserts the prediction."""
+        title = name or f"Model Walk {self.seed or ''} Reproduces".replace("  ", " ")
+        out = ["*** Settings ***",
+               "Documentation       Reproduction of a failed model walk (pasted from its log).",
+               "Resource            ../../resources/ccs.resource",
+               "Library             CCSModel", "",
+               "*** Test Cases ***", title,
+               f"{SEP}[Documentation]{SEP}" + " ".join(self.problems)[:500].replace("  ", " "),
+               f"{SEP}[Tags]{SEP}model"]  # fmt: skip
+        for user, devices in self.users.items():
+            out.append(f'{SEP}User "{user}" With Devices{SEP}' + SEP.join(devices))
+            out.append(f"{SEP}${{{user}}}{SEP}User Id{SEP}{user}")
+            out += [f"{SEP}${{{_var(d)}}}{SEP}Device Id{SEP}{d}" for d in devices]
+        for conv, members in self.conversations.items():
+            out.append(f"{SEP}Create Conversation{SEP}{conv}{SEP}" + SEP.join(members))
+            out.append(f"{SEP}${{{conv}}}{SEP}Conversation Id{SEP}{conv}")
+        for number, step in enumerate(self.steps, 1):
+            out.append(f"{SEP}# {number}. {self.names_in(step.english)}")
+            out += [SEP + line for line in self._robot_step(step)]
+        return "\n".join(out) + "\n"
+
+    def _robot_step(self, step: Step) -> list[str]:
+        d = step.details
+        render = getattr(self, f"_robot_{step.kind.replace('-', '_')}", None)
+        if render is None:
+            return [f"# (not expressible with the kit's keywords: {step.kind})"]
+        lines: list[str] = render(step, d)
+        return lines
+
+    def _value(self, value: Any) -> str:
+        """A Robot cell holding ``value`` (ids replaced by their fixture variables)."""
+        if isinstance(value, str) and value in self.names:
+            return f"${{{_var(self.names[value])}}}"
+        if value is None or isinstance(value, (bool, int)):
+            return f"${{{value}}}"
+        if isinstance(value, str) and value and value.isprintable() and value.strip() == value \
+                and not any(c in value for c in "$@&%#=\\"):  # fmt: skip
+            return value
+        return "${{ " + self._python(value) + " }}"
+
+    def _python(self, value: Any) -> str:
+        if isinstance(value, str):
+            if value in self.names:
+                return f"${_var(self.names[value])}"
+            return _python_str(value)
+        if isinstance(value, dict):
+            items = ", ".join(f"{self._python(k)}: {self._python(v)}" for k, v in value.items())
+            return "{" + items + "}"
+        if isinstance(value, list):
+            return "[" + ", ".join(self._python(v) for v in value) + "]"
+        return repr(value)
+
+    def _assert_reply(self, expect: Expect | None, var: str = "${reply}") -> list[str]:
+        if expect is None:
+            return []
+        if not expect.ok:
+            return [f"Should Be Equal{SEP}{var}[type]{SEP}error",
+                    f"Should Contain{SEP}{self._value(list(expect.codes))}{SEP}{var}[code]"]  # fmt: skip
+        lines = []
+        for key, value in expect.fields.items():
+            if key == "conversations":
+                for conv, info in value.items():
+                    for k, v in info.items():
+                        lines.append(f"Should Be Equal{SEP}{var}[conversations][{self._value(conv)}]"
+                                     f"[{k}]{SEP}{self._value(v)}")  # fmt: skip
+            else:
+                lines.append(f"Should Be Equal{SEP}{var}[{key}]{SEP}{self._value(value)}")
+        return lines
+
+    def _robot_connect(self, step: Step, d: dict[str, Any]) -> list[str]:
+        device, user = d["device"], d["device"].split("-")[0]
+        expect = step.expect
+        if d["token"] != "valid":
+            code = expect.codes[0] if expect else ""
+            return [f"${{token}}{SEP}Model Token{SEP}{device}{SEP}{d['token']}",
+                    f"${{how}}{SEP}Connect Device Expecting Failure{SEP}{device}{SEP}"
+                    "token=${token}", f"Should Start With{SEP}${{how}}{SEP}{code}"]  # fmt: skip
+        resume = f"{SEP}resume={self._value(d['resume'])}" if d["resume"] else ""
+        if expect is not None and not expect.ok:
+            return [f"${{how}}{SEP}Connect Device Expecting Failure{SEP}{device}{resume}",
+                    f"Should Start With{SEP}${{how}}{SEP}{expect.codes[0]}"]  # fmt: skip
+        del user
+        lines = [f"${{reply}}{SEP}Connect Device{SEP}{device}{resume}"]
+        return lines + self._assert_reply(expect)
+
+    def _robot_close(self, step: Step, d: dict[str, Any]) -> list[str]:
+        return [f"Disconnect Device{SEP}{d['device']}"]
+
+    def _robot_drop(self, step: Step, d: dict[str, Any]) -> list[str]:
+        return [f"Drop Device{SEP}{d['device']}"]
+
+    def _robot_send(self, step: Step, d: dict[str, Any]) -> list[str]:
+        expect = step.expect
+        if d.get("rest"):
+            status = 201
+            if expect is not None and not expect.ok:
+                status = HTTP_STATUS.get(expect.codes[0], 400)
+            elif expect is not None and expect.fields.get("duplicate"):
+                status = 200
+            body = self._value({"client_msg_id": d["cmid"], "body": d["body"]})
+            return [f"${{token}}{SEP}Model Token{SEP}{d['device']}{SEP}valid",
+                    f"Call Api{SEP}POST{SEP}/v1/conversations/${{{d['conv']}}}/messages{SEP}"
+                    f"body={body}{SEP}expected_status={status}{SEP}token=${{token}}"]  # fmt: skip
+        return [f"${{reply}}{SEP}Send Message Expecting Reply{SEP}{d['device']}{SEP}{d['conv']}"
+                f"{SEP}{self._value(d['body'])}{SEP}client_msg_id={self._value(d['cmid'])}",
+                *self._assert_reply(expect)]  # fmt: skip
+
+    def _robot_raw(self, step: Step, d: dict[str, Any]) -> list[str]:
+        depth = d["depth"]
+        text = (f"'{{\"type\":\"send\",\"ref\":\"deep\",\"conversation_id\":\"' + ${d['conv']} "
+                f"+ '\",\"client_msg_id\":\"deep-key\",\"body\":' + '[' * {depth} + ']' * "
+                f"{depth} + '}}'")  # fmt: skip
+        return [f"Send Raw{SEP}{d['device']}{SEP}${{{{ {text} }}}}",
+                f"${{reply}}{SEP}Wait For Frame{SEP}{d['device']}{SEP}error{SEP}code=bad_request",
+                f"Should Be Equal{SEP}${{reply}}[ref]{SEP}deep"]  # fmt: skip
+
+    def _robot_command(self, step: Step, d: dict[str, Any]) -> list[str]:
+        frame = dict(d["frame"])
+        kind = frame.pop("type")
+        frame.pop("ref", None)
+        cells = [f"{k}={d['conv'] if k == 'conversation_id' else self._value(v)}"
+                 for k, v in frame.items()]  # fmt: skip
+        lines = [f"${{reply}}{SEP}Send Command{SEP}{d['device']}{SEP}{kind}" + "".join(
+            SEP + c for c in cells)]  # fmt: skip
+        if kind == "presence_query" and "answers" in d:
+            for user, answer in d["answers"].items():
+                lines.append(f"Should Be Equal{SEP}${{reply}}[users][${{{user}}}][status]"
+                             f"{SEP}{answer['status']}")  # fmt: skip
+            return lines
+        return lines + self._assert_reply(step.expect)
+
+    def _robot_rest_presence(self, step: Step, d: dict[str, Any]) -> list[str]:
+        lines = [f"${{token}}{SEP}Model Token{SEP}{d['device']}{SEP}valid"]
+        for user, answer in d["answers"].items():
+            if answer["stranger"]:
+                lines += [f"${{answer}}{SEP}Call Api{SEP}GET{SEP}/v1/users/${{{user}}}/presence"
+                          f"{SEP}expected_status=403{SEP}token=${{token}}"]  # fmt: skip
+            else:
+                lines += [f"${{answer}}{SEP}Call Api{SEP}GET{SEP}/v1/users/${{{user}}}/presence"
+                          f"{SEP}token=${{token}}",
+                          f"Should Be Equal{SEP}${{answer}}[status]{SEP}{answer['status']}"]  # fmt: skip
+        return lines
+
+    def _robot_sql(self, step: Step, d: dict[str, Any]) -> list[str]:
+        return [f"Insert Message As Another Program{SEP}{d['conv']}{SEP}{d['device']}{SEP}"
+                f"{self._value(d['body'])}{SEP}client_msg_id={self._value(d['cmid'])}"]  # fmt: skip
+
+    def _robot_add(self, step: Step, d: dict[str, Any]) -> list[str]:
+        return [f"Add Member{SEP}{d['conv']}{SEP}{d['user']}"]
+
+    def _robot_remove(self, step: Step, d: dict[str, Any]) -> list[str]:
+        return [f"Remove Member{SEP}{d['conv']}{SEP}{d['user']}"]
+
+
+def _python_str(value: str) -> str:
+    """A Python expression for ``value`` that stays short (runs of one char as ``'é' * 90``)
+    and survives Robot's own escaping (backslashes doubled)."""
+    parts = [(m.group(0)[0], len(m.group(0))) for m in re.finditer(r"(.)\1*", value, re.S)]
+    if len(value) > 40 and len(parts) <= 4:
+        expr = " + ".join(_literal(c) + (f" * {n}" if n > 1 else "") for c, n in parts)
+    else:
+        expr = _literal(value)
+    return expr.replace("\\", "\\\\")
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _var(name: str) -> str:
+    """A Robot variable name for a fixture (``u0-d1`` -> ``u0_d1``: ``-`` would be arithmetic)."""
+    return name.replace("-", "_")
