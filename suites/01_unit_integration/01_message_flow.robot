@@ -19,7 +19,7 @@ Test Tags           seed-1.1
 *** Test Cases ***
 A Message Created Through The API Is Stored With The Next Seq
     [Documentation]    Seed: create message via API, verify database persistence (P4, P5).
-    [Tags]    smoke
+    [Tags]    smoke    spec:8.4-a    spec:9-a
     When "alice-phone" Posts "hello from the API" To "team-room" Through The API
     Then Message "1" Should Be Stored In "team-room" With Text "hello from the API"
     And Message "1" In "team-room" Should Have Been Sent By "alice-phone"
@@ -27,7 +27,7 @@ A Message Created Through The API Is Stored With The Next Seq
 
 A Message Created Through The API Is Pushed To Every Member Device
     [Documentation]    Seed: broadcast to connected clients, the sender's other devices included (P4, P6).
-    [Tags]    smoke
+    [Tags]    smoke    spec:5.1-a    spec:8.4-a
     Given Devices Are Connected    alice-phone    alice-laptop    bob-tablet    bob-phone
     When "alice-phone" Posts "hi everyone" To "team-room" Through The API
     Then Message "1" Of "team-room" Should Reach    alice-phone    alice-laptop    bob-tablet    bob-phone
@@ -35,6 +35,7 @@ A Message Created Through The API Is Pushed To Every Member Device
 
 A Message Is Not Pushed To Devices Of Non-Members
     [Documentation]    Seed: WebSocket broadcast reaches members only; carol shares no conversation (P15).
+    [Tags]    spec:5.1-a
     Given Devices Are Connected    alice-laptop    carol-phone
     When "alice-phone" Posts "members only" To "team-room" Through The API
     Then Message "1" Of "team-room" Should Reach    alice-laptop
@@ -42,7 +43,7 @@ A Message Is Not Pushed To Devices Of Non-Members
 
 A Message Sent Over WebSocket Is Acknowledged Only After It Is Stored
     [Documentation]    The row is read right after the ack, without retry: acknowledged means committed (P1).
-    [Tags]    smoke
+    [Tags]    smoke    spec:4.2-e    spec:9-a
     Given Devices Are Connected    alice-phone
     When "alice-phone" Sends "over the socket" To "team-room"
     Then The Acknowledged Message Should Already Be Stored In "team-room"
@@ -50,6 +51,7 @@ A Message Sent Over WebSocket Is Acknowledged Only After It Is Stored
 
 A Message Sent Over WebSocket Is Broadcast To Every Member Device
     [Documentation]    Seed: WebSocket -> database -> every device, the sending connection included (P4, P6).
+    [Tags]    spec:5.1-a
     Given Devices Are Connected    alice-phone    alice-laptop    bob-tablet
     When "alice-phone" Sends "hello over ws" To "team-room"
     Then Message "1" Of "team-room" Should Reach    alice-phone    alice-laptop    bob-tablet
@@ -57,6 +59,7 @@ A Message Sent Over WebSocket Is Broadcast To Every Member Device
 
 Messages From One Connection Are Stored And Delivered In Send Order
     [Documentation]    One gapless seq order per conversation, in send order, stored and delivered (P3).
+    [Tags]    spec:1-b    spec:4.2-h    spec:5.1-b
     Given Devices Are Connected    alice-phone    bob-tablet
     When "alice-phone" Sends 5 Messages To "team-room"
     Then "team-room" Should Store The Sent Messages As Seqs 1 To 5 In Send Order
@@ -64,7 +67,7 @@ Messages From One Connection Are Stored And Delivered In Send Order
 
 A Row Inserted Directly Into The Database Is Broadcast Like Any Other Message
     [Documentation]    Seed: database changes trigger WebSocket events, whoever wrote them (P4).
-    [Tags]    smoke
+    [Tags]    smoke    spec:5.1-c    spec:9-c
     Given Devices Are Connected    alice-laptop    bob-tablet
     When Another Program Inserts "written by a batch job" Into "team-room" As "alice-phone"
     Then Message "1" Of "team-room" Should Reach    alice-laptop    bob-tablet
