@@ -18,20 +18,21 @@ Test Tags           seed-1.2
 *** Test Cases ***
 A Device That Connects Is Online In The Database
     [Documentation]    Seed: user connects -> presence status stored (P10).
-    [Tags]    smoke
+    [Tags]    smoke    spec:5.4-a    spec:5.4-e
     When Devices Are Connected    alice-phone
     Then "alice-phone" Should Be "online" In The Database
     And User "alice" Should Be "online" Through The API
 
 Other Members Are Told When A Device Comes Online
     [Documentation]    Seed: real-time presence update to the members who share a conversation (P10).
-    [Tags]    smoke
+    [Tags]    smoke    spec:5.4-d
     Given Devices Are Connected    bob-tablet
     When Devices Are Connected    alice-phone
     Then "bob-tablet" Should Be Told "alice-phone" Is "online"
 
 A Second Device Of The Same User Comes Online Too
     [Documentation]    Presence is tracked per device; both of alice's devices are online (P10).
+    [Tags]    spec:5.4-d
     Given Devices Are Connected    bob-tablet    alice-phone
     When Devices Are Connected    alice-laptop
     Then "bob-tablet" Should Be Told "alice-laptop" Is "online"
@@ -40,6 +41,7 @@ A Second Device Of The Same User Comes Online Too
 
 When One Device Leaves The User Stays Online
     [Documentation]    A user is online while any of their devices is (P10).
+    [Tags]    spec:1-g    spec:5.4-a
     Given Devices Are Connected    bob-tablet    alice-phone    alice-laptop
     When "alice-phone" Disconnects
     Then "bob-tablet" Should Be Told "alice-phone" Is "offline" While Its User Is "online"
@@ -49,6 +51,7 @@ When One Device Leaves The User Stays Online
 
 When All Devices Leave The User Is Offline With A Last Seen Time
     [Documentation]    The last device leaving makes the user offline, with last_seen stored (P10).
+    [Tags]    spec:1-g    spec:5.4-a    spec:5.4-e
     Given Devices Are Connected    bob-tablet    alice-phone    alice-laptop
     When "alice-phone" Disconnects
     And "alice-laptop" Disconnects
@@ -59,6 +62,7 @@ When All Devices Leave The User Is Offline With A Last Seen Time
 
 A User's Own Devices See Each Other's Presence
     [Documentation]    Seed: cross-device presence synchronisation (P6, P10).
+    [Tags]    spec:5.4-d    spec:4.7-a
     Given Devices Are Connected    alice-laptop
     When Devices Are Connected    alice-phone
     Then "alice-laptop" Should Be Told "alice-phone" Is "online"
@@ -68,6 +72,7 @@ A User's Own Devices See Each Other's Presence
 
 A Device That Loses Its Network Goes Offline
     [Documentation]    An abrupt loss (no close frame) also ends in offline, within the heartbeat timeout (P10).
+    [Tags]    spec:5.4-a    spec:3.3-a
     Given Devices Are Connected    bob-tablet    alice-phone
     When "alice-phone" Loses Its Network
     Then "bob-tablet" Should Be Told "alice-phone" Is "offline" While Its User Is "offline"
@@ -75,6 +80,7 @@ A Device That Loses Its Network Goes Offline
 
 Presence Is Not Shared With Users Outside The User's Conversations
     [Documentation]    Presence goes only to those who share a conversation (P10, P15).
+    [Tags]    spec:5.4-d
     Given Devices Are Connected    carol-phone
     When Devices Are Connected    alice-phone
     Then "carol-phone" Should Not Be Told About "alice-phone"
