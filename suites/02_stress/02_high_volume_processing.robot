@@ -45,6 +45,7 @@ Batch Sends From Two Hundred Connections Stay Within The Database Pool
 Five Hundred Fifty Connections Held Under Steady Traffic Stay Open
     [Documentation]    25 s, longer than two heartbeat intervals of the server, so pings are
     ...    answered on every connection; the seed's criteria are measured on this run.
+    [Tags]    spec:3.3-a
     Given An Idle Fleet "held" Of 450 Devices Is Connected
     And A Fleet "sync" Of 10 Rooms Of 5 Users With Two Devices Each Is Connected
     And Start Server Monitor
@@ -68,6 +69,7 @@ Server Memory Returns To A Plateau After Connect And Disconnect Cycles
     ...    and disconnects the 300; what a closed connection leaves behind adds up cycle after
     ...    cycle, while a plateau has a slope near zero. Holds the server memory lock, so no
     ...    other pabot process loads the server meanwhile.
+    [Tags]    P14
     Given The Server's Memory Is Ours Alone
     And A Fleet "steady" Of 5 Rooms With 4 Devices Each Is Connected
     And Create Idle Fleet    churn    ${CYCLE_CONNECTIONS}
