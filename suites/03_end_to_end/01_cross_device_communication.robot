@@ -21,7 +21,7 @@ Test Tags           seed-3.1
 *** Test Cases ***
 A Message Sent On Node 1 Reaches The User's Device On Node 2 Within One Second
     [Documentation]    Seed: device A (node 1) sends, device B (node 2) receives; p99 recorded (P6).
-    [Tags]    smoke
+    [Tags]    smoke    spec:5.1-a    spec:10-d
     Given "alice-laptop" Is Signed In On "node-1"
     And "alice-tablet" Is Signed In On "node-2"
     And "bob-phone" Is Signed In On "node-2"
@@ -32,6 +32,7 @@ A Message Sent On Node 1 Reaches The User's Device On Node 2 Within One Second
 
 A Read On Node 2 Reaches The Sender On Node 1 And The Database Agrees
     [Documentation]    Seed: B reads, A sees the receipt, the stored cursors match (P5, P7).
+    [Tags]    spec:4.4-e    spec:9-a    spec:10-d
     Given "alice-laptop" Is Signed In On "node-1"
     And "alice-tablet" Is Signed In On "node-2"
     And "alice-laptop" Has Sent 3 Messages To "team-room"
@@ -43,6 +44,7 @@ A Read On Node 2 Reaches The Sender On Node 1 And The Database Agrees
 A Device Offline Meanwhile Gets Everything In Order On The Other Node
     [Documentation]    Seed: the user's phone was offline; it reconnects to the other node and
     ...    receives every missed message, in order, once, with recovered: true (P8, P9).
+    [Tags]    spec:3.2-a    spec:3.2-f
     Given "alice-phone" Is Signed In On "node-1"
     And "alice-laptop" Is Signed In On "node-1"
     And "bob-tablet" Is Signed In On "node-2"
