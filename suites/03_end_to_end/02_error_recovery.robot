@@ -32,7 +32,7 @@ Test Tags           seed-3.2    fault
 Acknowledged Messages Survive A Database Kill -9 And Restart
     [Documentation]    kill -9 of PostgreSQL under traffic: sends get ``unavailable``, are retried
     ...    from the outbox, recovery (database back -> first ack) within ${RECOVERY_LIMIT} (P1, P12).
-    [Tags]    fast-fault
+    [Tags]    fast-fault    spec:4.2-j    spec:10-b
     Given Live Traffic Flows Between Devices On Both Nodes
     When Kill PostgreSQL
     Then Sends During The Outage Should Be Refused As Unavailable
@@ -45,6 +45,7 @@ Acknowledged Messages Survive A Database Kill -9 And Restart
 Sends Made While The Database Is Down Are Retried From The Outbox After Recovery
     [Documentation]    A longer, clean outage (fast shutdown): every send meanwhile is refused
     ...    within 5 s as ``unavailable``, never acknowledged, and stored exactly once after (P12).
+    [Tags]    spec:4.2-j    spec:4.2-k    spec:10-a    spec:10-b
     Given Live Traffic Flows Between Devices On Both Nodes
     When Stop PostgreSQL    mode=fast
     Then Sends During The Outage Should Be Refused As Unavailable    count=6
@@ -56,6 +57,7 @@ Sends Made While The Database Is Down Are Retried From The Outbox After Recovery
 
 The Server Recovers When Its Pooled Database Connections Are Terminated
     [Documentation]    ``pg_terminate_backend`` of every pooled connection of both nodes (P12).
+    [Tags]    spec:10-b
     Given Live Traffic Flows Between Devices On Both Nodes
     When Terminate Database Backends    application_name=ccs-pool node-1
     And Terminate Database Backends    application_name=ccs-pool node-2
@@ -65,7 +67,7 @@ The Server Recovers When Its Pooled Database Connections Are Terminated
 Delivery Continues When The Listener Connection Is Terminated
     [Documentation]    ``pg_terminate_backend`` of both nodes' LISTEN connections: each node
     ...    listens again without a restart and repairs what it missed from the table (P4, P12).
-    [Tags]    fast-fault
+    [Tags]    fast-fault    spec:5.1-d
     Given Live Traffic Flows Between Devices On Both Nodes
     When Terminate Listener Of Node    node-1
     And Terminate Listener Of Node    node-2
@@ -77,6 +79,7 @@ Delivery Continues When The Listener Connection Is Terminated
 The Server Recovers When Its Database Link Stalls And Heals
     [Documentation]    node 1's link to PostgreSQL blackholed (TCP proxy stall): its senders get
     ...    ``unavailable`` instead of hanging; after the link heals node 1 serves again (P12).
+    [Tags]    spec:4.2-j    spec:10-a
     Given Live Traffic Flows Between Devices On Both Nodes
     When Stall Proxy    db-link-1
     Then Sends During The Outage Should Be Refused As Unavailable    count=2
@@ -90,7 +93,7 @@ Dropped WebSocket Connections Resume With Everything Recovered
     [Documentation]    Every client connection to node 1 reset by the network (TCP proxy cut):
     ...    the clients reconnect by themselves, resume with recovered: true, flush their
     ...    outboxes, and nothing is missed or doubled (P8, P9, P13).
-    [Tags]    fast-fault
+    [Tags]    fast-fault    spec:3.2-f
     Given Live Traffic Flows With Alice Behind The Client Link
     When Cut Proxy    ws-link
     And Restore Proxy    ws-link
@@ -102,6 +105,7 @@ Dropped WebSocket Connections Resume With Everything Recovered
 The Clients Of A Killed Node Continue On Another Node
     [Documentation]    kill -9 of node 1: its clients fail over to node 2, resume there and
     ...    re-send what node 1 never acknowledged (P1, P13).
+    [Tags]    spec:10-d
     Given Live Traffic Flows Between Devices On Both Nodes
     When Node "node-1" Is Killed
     Then "alice-laptop" Should Have Reconnected To "node-2" After Close "1006" With Everything Recovered
@@ -112,6 +116,7 @@ The Clients Of A Killed Node Continue On Another Node
 The Clients Of A Node Shut Down Gracefully Are Told 1012 And Continue Elsewhere
     [Documentation]    SIGTERM of node 1: in-flight sends are acknowledged, sockets close with
     ...    1012 service restart, the clients continue on node 2 (P17).
+    [Tags]    spec:7-d
     Given Live Traffic Flows Between Devices On Both Nodes
     When Stop Reference Node    node-1
     Then "alice-laptop" Should Have Reconnected To "node-2" After Close "1012" With Everything Recovered
@@ -123,6 +128,7 @@ The Devices Of A Killed Node Go Offline Within The Node Lease
     [Documentation]    kill -9 of node 1 with a device that does not reconnect: the surviving
     ...    node learns within the lease that it is offline, tells those who share a
     ...    conversation with it, and stores it (P10).
+    [Tags]    spec:5.4-c
     Given Live Traffic Flows Between Devices On Both Nodes
     And "alice-tablet" Is Connected To "node-1" Without Reconnecting
     When Node "node-1" Is Killed
@@ -134,6 +140,7 @@ The Devices Of A Killed Node Go Offline Within The Node Lease
 Messages Keep Flowing When Redis Is Killed And The Nodes Use It Again
     [Documentation]    kill -9 of Redis (presence leases, cross-node events): PostgreSQL stays the
     ...    source of truth so nothing is lost; after its restart both nodes report it ``ok`` (P12).
+    [Tags]    spec:10-c
     Given Live Traffic Flows Between Devices On Both Nodes
     When Kill Redis
     Then Traffic Keeps Flowing
