@@ -6,7 +6,7 @@ Documentation       Hostile data is data (P16): bodies with SQL, markup, NUL, bi
 
 Resource            ../../resources/hostile.resource
 
-Test Tags           P16    spec:4.2-d
+Test Tags           P16    spec:4.2-d    spec:9-b
 Suite Setup         The Hostile Arena Is Set Up
 Suite Teardown      The Hostile Arena Is Torn Down
 Test Setup          Snapshot Stored State
