@@ -6,7 +6,7 @@ Documentation       Malformed frames on an authenticated connection (P16): each 
 
 Resource            ../../resources/hostile.resource
 
-Test Tags           P16    spec:3.4-d
+Test Tags           P16    spec:3.4-d    spec:6-a
 Suite Setup         The Hostile Arena Is Set Up
 Suite Teardown      The Hostile Arena Is Torn Down
 Test Setup          Snapshot Stored State
