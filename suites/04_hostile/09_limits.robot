@@ -6,6 +6,7 @@ Documentation       Limits with explicit codes (P14, P15): the per-connection ra
 
 Resource            ../../resources/hostile.resource
 
+Test Tags           spec:7-a
 Suite Setup         The Hostile Arena Is Set Up
 Suite Teardown      The Hostile Arena Is Torn Down
 Test Teardown       The Case Left No Trace
@@ -19,7 +20,7 @@ A Send Flood From One Connection Is Rate Limited Then Closed With 4002
     [Documentation]    Four times the rate in one burst: the excess gets ``rate_limited`` with
     ...    ``retry_after_ms``, repeated excess closes with 4002, only acknowledged sends are
     ...    stored, and the client may reconnect at once.
-    [Tags]    spec:4.1-f    P15    spec:7-a
+    [Tags]    spec:4.1-f    P15
     ${before}    Messages Stored By    eve-laptop
     ${token}    Hostile Token    valid    eve-laptop
     Open Raw Connection    flood    ${token}
@@ -38,7 +39,7 @@ A Send Flood From One Connection Is Rate Limited Then Closed With 4002
 
 Connections Over The Per-User Cap Are Refused
     [Documentation]    With the token on the upgrade: HTTP 429; in hello: ``rate_limited`` then 4005.
-    [Tags]    spec:3-a    spec:3.1-g    P15    spec:7-a
+    [Tags]    spec:3-a    spec:3.1-g    P15
     FOR    ${device}    IN    cap-1    cap-2    cap-3
         Open Authenticated Raw Connection    ${device}    ${device}
     END
@@ -53,7 +54,7 @@ A Client That Stops Reading Is Closed With 4001 And Others Keep Their Latency
     ...    another conversation: the send queue (600 frames) overflows and the server closes
     ...    with 4001 (reconnect allowed); the bystander receives everything meanwhile with its
     ...    latency bounded.
-    [Tags]    spec:4.1-g    P14    spec:7-a
+    [Tags]    spec:4.1-g    P14
     ${mark}    Bystander Latency Mark
     ${calm}    Bystander Max Latency Since    ${mark - 3}
     ${during}    Bystander Latency Mark
@@ -65,7 +66,7 @@ A Client That Stops Reading Is Closed With 4001 And Others Keep Their Latency
 
 A Client That Never Answers Pings Is Closed With 4004
     [Documentation]    Pings every 0.5 s, no pong and nothing else for 3 s: close 4004.
-    [Tags]    spec:3.3-a    P10    spec:7-a
+    [Tags]    spec:3.3-a    P10
     ${token}    Hostile Token    valid    oscar-phone
     Open Raw Connection    mute    ${token}
     Raw Next Reply    mute
