@@ -292,9 +292,21 @@ def suites_by_key(keys: Iterable[str]) -> list[Suite]:
 
 
 def database_url(name: str) -> str:
-    """``DATABASE_URL`` (or the kit's default) pointing at database ``name`` instead."""
-    base = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    return base._replace(path=f"/{name}").geturl()
+    """The kit's ``DATABASE_URL`` (environment, then ``.ccs-env``, then the default) pointing at
+    database ``name`` instead: same server, role and password, an empty database."""
+    url = os.environ.get("DATABASE_URL") or env_file_value("DATABASE_URL") or DEFAULT_DATABASE_URL
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+def env_file_value(name: str) -> str:
+    """``name`` from the kit's ``.ccs-env`` (written by scripts/ensure_services.sh), or ""."""
+    path = Path(os.environ.get("CCS_ENV_FILE") or ROOT / ".ccs-env")
+    with contextlib.suppress(OSError):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key == name:
+                return value.strip().strip("'\"")
+    return ""
 
 
 @contextlib.contextmanager
@@ -472,18 +484,29 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for p in r["promises"]:
             per_promise[p]["total"] += 1
             per_promise[p]["killed"] += r["status"] == "killed"
+    by_suite: dict[str, int] = {}
+    for r in records:
+        for key in r.get("killed_by", []):
+            by_suite[key] = by_suite.get(key, 0) + 1
+    without_model = sum(bool(r.get("kit_killed")) for r in records)
     return {
         "mutants": total,
         "killed": killed,
         "survived": total - killed,
-        "kill_ratio": round(killed / total, 3) if total else None,
+        "kill_ratio": _ratio(killed, total),
+        "without_model": {"killed": without_model, "kill_ratio": _ratio(without_model, total)},
+        "killed_by_suite": by_suite,
         "model": {
             "measured": len(modelled),
             "killed": model_killed,
-            "kill_ratio": round(model_killed / len(modelled), 3) if modelled else None,
+            "kill_ratio": _ratio(model_killed, len(modelled)),
         },
         "per_promise": per_promise,
     }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -517,6 +540,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"{s['survived']} survived.",
         f"**Model suite alone:** {model['killed']} of {model['measured']} measured mutants killed "
         f"({_pct(model['kill_ratio'])}).",
+        f"**Kit without the model suite:** {s['without_model']['killed']} killed "
+        f"({_pct(s['without_model']['kill_ratio'])}).",
+        "**Kills per suite** (in first-kill mode a suite only sees what faster suites missed): "
+        + (", ".join(f"{k} {n}" for k, n in sorted(s["killed_by_suite"].items())) or "none"),
         "",
         "| promise | killed / mutants |",
         "|---|---|",

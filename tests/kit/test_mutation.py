@@ -108,7 +108,15 @@ def test_an_unknown_promise_is_refused(tmp_path: Path) -> None:
 
 def test_the_summary_counts_the_whole_kit_and_the_model_alone() -> None:
     def record(status: str, model: str | None, promises: list[str]) -> dict[str, object]:
-        return {"status": status, "model": model, "promises": promises}
+        kit = status == "killed" and model != "killed"
+        killed_by = (["unit"] if kit else []) + (["model"] if model == "killed" else [])
+        return {
+            "status": status,
+            "model": model,
+            "promises": promises,
+            "kit_killed": kit,
+            "killed_by": killed_by,
+        }
 
     summary = mutation.summarise(
         [
@@ -121,3 +129,5 @@ def test_the_summary_counts_the_whole_kit_and_the_model_alone() -> None:
     assert (summary["killed"], summary["survived"], summary["kill_ratio"]) == (3, 1, 0.75)
     assert summary["model"] == {"measured": 3, "killed": 1, "kill_ratio": 0.333}
     assert summary["per_promise"]["P2"] == {"killed": 1, "total": 2}
+    assert summary["without_model"] == {"killed": 2, "kill_ratio": 0.5}
+    assert summary["killed_by_suite"] == {"unit": 2, "model": 1}
