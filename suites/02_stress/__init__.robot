@@ -5,6 +5,7 @@ Documentation     Phase 2 of the seed plan: integration stress tests (Tests 2.1 
 ...               out of order, gaps, missing per device - all asserted zero).
 ...               Run with ``make stress`` (pabot, one process per suite, merged report).
 
+Resource          ../../resources/ccs.resource
 Resource          ../../resources/stress.resource
 
 Suite Setup       The Environment Is Ready
