@@ -263,6 +263,7 @@ SUITES = (
     Suite("model", "05_model", 600),
 )
 MODEL = "model"
+NO_START = "the reference server did not start"  # scripts/run_suites.py's words
 
 
 @dataclass
@@ -270,7 +271,7 @@ class SuiteRun:
     """What one suite did against one server copy."""
 
     suite: str
-    outcome: str  # passed | failed | timeout | missing
+    outcome: str  # passed | failed | timeout | no-start | missing
     rc: int | None = None
     seconds: float = 0.0
     failed_tests: list[str] = field(default_factory=list)
@@ -380,6 +381,8 @@ def run_suite(
             rc = None
     seconds = round(time.monotonic() - started, 1)
     outcome = "timeout" if rc is None else "passed" if rc == 0 else "failed"
+    if outcome == "failed" and NO_START in log_path.read_text("utf-8", errors="replace"):
+        outcome = "no-start"  # the mutant crashed at start: a broken catalogue entry, not a kill
     failed = failed_tests(outdir / "output.xml") if outcome == "failed" else []
     if outcome == "failed" and not failed:
         failed = [f"(no test failed: exit code {rc}, see console.log)"]
@@ -456,6 +459,9 @@ def verdict(mutation: Mutation, runs: Sequence[SuiteRun]) -> dict[str, Any]:
     killers = [r for r in runs if r.killed and r.suite != MODEL]
     model = next((r for r in runs if r.suite == MODEL and r.outcome != "missing"), None)
     killed_any = any(r.killed for r in runs)
+    status = "killed" if killed_any else "survived"
+    if any(r.outcome == "no-start" for r in runs):
+        status = "crashed"
     return {
         "id": mutation.id,
         "promises": list(mutation.promises),
@@ -463,7 +469,7 @@ def verdict(mutation: Mutation, runs: Sequence[SuiteRun]) -> dict[str, Any]:
         "file": mutation.file,
         "origin": mutation.origin,
         "equivalent": mutation.equivalent,
-        "status": "killed" if killed_any else "survived",
+        "status": status,
         "killed_by": [r.suite for r in runs if r.killed],
         "timeouts": [r.suite for r in runs if r.outcome == "timeout"],
         "kit_killed": bool(killers),
@@ -474,7 +480,12 @@ def verdict(mutation: Mutation, runs: Sequence[SuiteRun]) -> dict[str, Any]:
 
 
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Kill ratios of the whole kit and of the model suite alone, and per promise."""
+    """Kill ratios of the whole kit and of the model suite alone, and per promise.
+
+    Mutants that crashed at start are catalogue defects: left out of every ratio and listed.
+    """
+    crashed = [r["id"] for r in records if r["status"] == "crashed"]
+    records = [r for r in records if r["status"] != "crashed"]
     total = len(records)
     killed = sum(r["status"] == "killed" for r in records)
     modelled = [r for r in records if r["model"] is not None]
@@ -491,6 +502,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     without_model = sum(bool(r.get("kit_killed")) for r in records)
     return {
         "mutants": total,
+        "crashed_at_start": crashed,
         "killed": killed,
         "survived": total - killed,
         "kill_ratio": _ratio(killed, total),
