@@ -140,6 +140,19 @@ def select(mutations: Sequence[Mutation], ids: Iterable[str]) -> list[Mutation]:
     return [by_id[i] for i in wanted]
 
 
+def interleave(mutations: Sequence[Mutation]) -> list[Mutation]:
+    """Round robin over the first promise (P1, P2, ..., P18, P1, ...): a run cut short still
+    covers every promise."""
+    groups: dict[str, list[Mutation]] = {}
+    for m in mutations:
+        groups.setdefault(m.promises[0], []).append(m)
+    queues = [groups[p] for p in PROMISES if p in groups]
+    out: list[Mutation] = []
+    while any(queues):
+        out += [q.pop(0) for q in queues if q]
+    return out
+
+
 def mutate_text(mutation: Mutation, text: str) -> str:
     """``text`` with the mutation's occurrence of ``find`` replaced; StaleMutation otherwise."""
     found = text.count(mutation.find)
@@ -603,6 +616,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--full", action="store_true", help="every suite for every mutant")
     parser.add_argument(
+        "--interleave", action="store_true", help="run mutants round robin over the promises"
+    )
+    parser.add_argument(
         "--no-model-measure",
         action="store_true",
         help="skip the model suite once another suite killed the mutant",
@@ -682,6 +698,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CatalogueError as exc:
         print(f"mutation: {exc}", file=sys.stderr)
         return 2
+    if args.interleave:
+        mutations = interleave(mutations)
     if args.list:
         for m in mutations:
             print(f"{m.id:<44} {','.join(m.promises):<12} {m.file}")

@@ -131,3 +131,10 @@ def test_the_summary_counts_the_whole_kit_and_the_model_alone() -> None:
     assert summary["per_promise"]["P2"] == {"killed": 1, "total": 2}
     assert summary["without_model"] == {"killed": 2, "kill_ratio": 0.5}
     assert summary["killed_by_suite"] == {"unit": 2, "model": 1}
+
+
+def test_interleaving_covers_every_promise_first() -> None:
+    order = mutation.interleave(CATALOGUE)
+    first_round = [m.promises[0] for m in order[: len(mutation.PROMISES)]]
+    assert sorted(order, key=lambda m: m.id) == sorted(CATALOGUE, key=lambda m: m.id)
+    assert first_round == list(mutation.PROMISES), f"first round: {first_round}"
