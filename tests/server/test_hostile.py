@@ -211,7 +211,10 @@ async def test_rest_refuses_non_finite_numbers(server: ServerProcess, api: Api) 
     async with api.http.post(
         f"{server.base}/v1/conversations/{conv}/messages",
         data='{"client_msg_id": "r1", "body": NaN}',
-        headers={"Authorization": "Bearer " + server.token(alice, a1)},
+        headers={
+            "Authorization": "Bearer " + server.token(alice, a1),
+            "Content-Type": "application/json",
+        },
     ) as resp:
         assert resp.status == 400
         assert (await resp.json())["code"] == "bad_request"
