@@ -541,7 +541,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Mutation testing of the kit",
         "",
-        f"Runs: {', '.join(r['command'] for r in report['runs'])}",
+        "Runs: "
+        + "; ".join(
+            f"`{r['command']}` at {r.get('commit', '?')}, {r['started']}, suites "
+            f"{', '.join(r['suites'])}, {r.get('wall_seconds', 0)} s"
+            for r in report["runs"]
+        ),
         "",
         "| mutant | promises | result | killed by (first failing tests) | model suite | s |",
         "|---|---|---|---|---|---|",
@@ -569,6 +574,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"({_pct(s['without_model']['kill_ratio'])}).",
         "**Kills per suite** (in first-kill mode a suite only sees what faster suites missed): "
         + (", ".join(f"{k} {n}" for k, n in sorted(s["killed_by_suite"].items())) or "none"),
+        "",
+        "**Survivors:** "
+        + (
+            ", ".join(f"`{r['id']}`" for r in report["mutants"] if r["status"] == "survived")
+            or "none"
+        ),
         "",
         "| promise | killed / mutants |",
         "|---|---|",
@@ -630,6 +641,23 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def git_commit() -> str:
+    """The commit of the tree measured (with ``+dirty`` if ccs_server/ has local changes)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", SERVER_PACKAGE, "mutation", "suites"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def campaign(args: argparse.Namespace, mutations: list[Mutation]) -> int:
     """Baseline (must be green), then every mutant; writes the report after each mutant."""
     suites = suites_by_key(["model"] if args.model_only else args.suites.split(","))
@@ -669,6 +697,7 @@ def campaign(args: argparse.Namespace, mutations: list[Mutation]) -> int:
     }
     run_info: dict[str, Any] = {
         "command": command,
+        "commit": git_commit(),
         "wall_seconds": 0.0,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "suites": [s.key for s in opts.suites],
