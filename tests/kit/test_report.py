@@ -539,9 +539,10 @@ def test_regression_is_more_than_20_percent_worse(
     assert compare.Change("x", before, after, "ms", better).regressed is regressed
 
 
-def test_percentile_interpolates_between_ranks() -> None:
-    assert stats.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    assert stats.summarize([float(v) for v in range(1, 101)])["p99"] == pytest.approx(99.01)
+def test_percentiles_of_a_known_distribution() -> None:
+    hundred = [float(v) for v in range(100, 0, -1)]  # any order
+    assert stats.percentile(sorted(hundred), 50) == pytest.approx(50.0, abs=0.5)
+    assert stats.summarize(hundred)["p99"] == pytest.approx(99.0, abs=0.02)
 
 
 def test_a_percentile_needs_enough_samples() -> None:
@@ -720,9 +721,18 @@ def test_every_tile_agrees_with_the_sections_below_it() -> None:
     cross["samples"] = _samples("cross_node_latency_ms", [12.0, 30.0, 74.0])
     hot = _test("Stress", "Hot Room", 5.0, [])
     hot["samples"] = _samples("ws_delivery_ms", [16.8] * 120) | _samples("db_op_ms", [2.0] * 120)
-    run = {"tests": [cross, hot], "samples": {}}
+    rate = _test("Stress", "Steady Rate", 9.0, [("messages_per_s", 900.0, "msg/s", None, "<=")])
+    slow = _test("Stress", "Slow Rate", 12.0, [("messages_per_s", 40.0, "msg/s", None, "<=")])
+    run = {"tests": [cross, hot, rate, slow], "samples": {}}
     html = page.render(page.PageInput(run))
     cards = _kpi_cards(html)
+    # A figure-based tile: its figure in the scenario row carries the same mark.
+    assert '<div class="value">900 <small>msg/s' in cards["messages_per_s"]
+    scenarios = html[html.index('<section id="scenarios">') : html.index('<section id="latency">')]
+    assert re.search(
+        r"messages_per_s</span> <b>900 msg/s</b>\s*<b[^>]*>★ Messages per second", scenarios
+    )
+    assert scenarios.count("★") == 1
     latency = html[html.index('<section id="latency">') :]
     latency = latency[: latency.index("</section>")]
     for key, label, value, test in (

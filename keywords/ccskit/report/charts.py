@@ -166,14 +166,15 @@ def percentile_chart(
                 fontsize=7,
                 color=COLOURS[cat],
             )
-    ticks = [p for p in (50, 90, 99, 99.9, 99.99) if p <= finest]
+    ticks = [p for p in (50, 90, 95, 99, 99.9, 99.99) if p <= finest]
     ax.set_xticks([_nines(p) for p in ticks], [f"p{p:g}" for p in ticks])
     ax.set_xlim(_nines(50) - 0.1, _nines(finest) + 0.1)
     ax.set_yscale("log")
     _plain_log_labels(ax.yaxis)
     ax.set_xlabel("percentile (a curve ends where its sample count stops supporting a finer one)")
     ax.set_ylabel("latency (ms)")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    # Below the curves' start: the top left is where a bound line and its label run.
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
     fig.tight_layout()
     return to_svg(fig, "pct")
 

@@ -169,6 +169,7 @@ class KpiResult:
     detail: str = ""
     sources: list[str] = field(default_factory=list)
     test: str = ""  # the test the value came from ("" when it came from a timeline)
+    figure: str = ""  # the sample or figure name of that test the value is
     method: str = ""  # how the value was chosen: two runs compare only on the same method
     notes: list[str] = field(default_factory=list)  # secondary lines (p99, asserted-only worst)
     reason: str = ""  # why not measured (always set when value is None)
@@ -281,6 +282,7 @@ def _latency(run: dict[str, Any], spec: KpiSpec) -> KpiResult:
         detail,
         sorted({f"{f.test}: {f.name}" for f in figures}),
         test=worst.test,
+        figure=worst.name,
         method=f"worst test {spec.statistic}",
         notes=notes,
     )
@@ -307,7 +309,11 @@ def _from_pool(run: dict[str, Any], spec: KpiSpec) -> KpiResult:
     )
 
 
-def _test_figures(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str, str]]:
+# (value, "test: figure" or "series name", test name or "", figure or series name)
+Figure = tuple[float, str, str, str]
+
+
+def _test_figures(run: dict[str, Any], spec: KpiSpec) -> list[Figure]:
     """(value, "test: figure", test) of every test figure matching a non-latency KPI."""
     found = []
     for test in _entries(run):
@@ -318,11 +324,12 @@ def _test_figures(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str, 
             value = float(metric["value"])
             if spec.unit == "s" and unit in TIME_UNITS:
                 value = value * TIME_UNITS[unit] / 1000.0
-            found.append((value, f"{test.get('test', '?')}: {name}", str(test.get("test", "?"))))
+            test_name = str(test.get("test", "?"))
+            found.append((value, f"{test_name}: {name}", test_name, name))
     return found
 
 
-def _series_peaks(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str, str]]:
+def _series_peaks(run: dict[str, Any], spec: KpiSpec) -> list[Figure]:
     # Only throughput peaks are KPIs: a gauge series (pool size, open sockets) is not a capacity.
     if spec.name_pattern is None or spec.category is not None or spec.unit_ok is not _is_rate:
         return []
@@ -331,7 +338,7 @@ def _series_peaks(run: dict[str, Any], spec: KpiSpec) -> list[tuple[float, str, 
         points = entry.get("points") or []
         if points and spec.name_pattern.search(name) and spec.unit_ok(str(entry.get("unit", ""))):
             pick = max if spec.aggregate == "max" else min
-            found.append((float(pick(p[1] for p in points)), f"series {name}", ""))
+            found.append((float(pick(p[1] for p in points)), f"series {name}", "", name))
     return found
 
 
@@ -357,7 +364,7 @@ def fault_recoveries(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return episodes
 
 
-def _from_figures(spec: KpiSpec, figures: list[tuple[float, str, str]]) -> KpiResult:
+def _from_figures(spec: KpiSpec, figures: list[Figure]) -> KpiResult:
     """One KPI value from several test figures: the lowest (uptime, success), else the highest.
 
     The highest is the capacity a system showed for throughput KPIs and the worst case for
@@ -366,14 +373,15 @@ def _from_figures(spec: KpiSpec, figures: list[tuple[float, str, str]]) -> KpiRe
     if not figures:
         return KpiResult(spec)
     if spec.aggregate == "min":
-        value, source, test = min(figures, key=lambda f: f[0])
+        value, source, test, name = min(figures, key=lambda f: f[0])
         label = "lowest (worst)"
     else:
-        value, source, test = max(figures, key=lambda f: f[0])
+        value, source, test, name = max(figures, key=lambda f: f[0])
         label = "highest shown (capacity)" if spec.better == "higher" else "worst"
     count = len(figures)
     detail = f"{label} of {count} figure{'s' if count != 1 else ''}: {source}"
-    return KpiResult(spec, value, detail, [src for _v, src, _t in figures], test=test, method=label)
+    sources = [f[1] for f in figures]
+    return KpiResult(spec, value, detail, sources, test=test, figure=name, method=label)
 
 
 def _recovery(run: dict[str, Any], spec: KpiSpec) -> KpiResult:

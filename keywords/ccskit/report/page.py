@@ -75,7 +75,7 @@ def render(data: PageInput) -> str:
         _header(run, data, left, kpi_results),
         _kpi_section(kpi_results, data.comparison, bench.kpi_lines(data.bench)),
         _changes(data.comparison, data.limit_pct),
-        _scenario_section(run, data.comparison),
+        _scenario_section(run, data.comparison, _kpi_rows(kpi_results)),
         _latency_section(run, pooled, kpi_results),
         _timeline_section(run, episodes, left),
         bench.section(data.bench, Path(data.bench_path)),
@@ -265,7 +265,11 @@ def _kpi_section(
         for g, cards in groups.items()
     )
     return (
-        '<section id="kpis"><h2>Key performance indicators</h2>'
+        '<section id="kpis"><h2>Key performance indicators</h2><p class="meta">Latency and '
+        "reliability tiles show the worst figure any test of this run measured; capacity tiles "
+        "(messages, connections, transactions per second) show the highest any test demonstrated. "
+        f"Each names the test it came from, and {KPI_MARK} marks that figure in the scenarios or "
+        "the latency table below.</p>"
         f'<div class="kpis">{columns}</div></section>'
     )
 
@@ -307,7 +311,16 @@ def _row_status(test: dict[str, Any], regressed: bool) -> str:
 GROUP_MIN = 4  # this many passing figures with one first word read better as one line
 
 
-def _figure_line(metric: dict[str, Any], change: Change | None) -> str:
+def _tile_mark(tiles: list[str]) -> str:
+    if not tiles:
+        return ""
+    return (
+        f' <b class="kpimark" title="the value of a KPI tile">{KPI_MARK} '
+        f"{escape(', '.join(tiles))}</b>"
+    )
+
+
+def _figure_line(metric: dict[str, Any], change: Change | None, tiles: list[str]) -> str:
     passed = metric.get("passed")
     css = "ok" if passed else "bad" if passed is False else "info"
     unit = metric.get("unit", "")
@@ -319,7 +332,8 @@ def _figure_line(metric: dict[str, Any], change: Change | None) -> str:
         )
     return (
         f'<div class="fig {css}"><span class="name">{escape(metric["name"])}</span> '
-        f"<b>{stats.fmt(metric['value'], unit)}</b>{limit}{change_badge(change)}</div>"
+        f"<b>{stats.fmt(metric['value'], unit)}</b>{limit}{change_badge(change)}"
+        f"{_tile_mark(tiles)}</div>"
     )
 
 
@@ -335,7 +349,9 @@ def _group_line(word: str, group: list[dict[str, Any]]) -> str:
     )
 
 
-def _figure_cell(test: dict[str, Any], comparison: Comparison | None) -> tuple[str, bool]:
+def _figure_cell(
+    test: dict[str, Any], comparison: Comparison | None, marks: dict[tuple[str, str], list[str]]
+) -> tuple[str, bool]:
     metrics = test.get("metrics", [])
     changes = {}
     for metric in metrics:
@@ -349,13 +365,19 @@ def _figure_cell(test: dict[str, Any], comparison: Comparison | None) -> tuple[s
     for metric in metrics:
         word = str(metric.get("name", "")).split(" ")[0]
         group = groups[word]
-        quiet = all(m.get("passed") is True and not _flagged(changes[m["name"]]) for m in group)
+        quiet = all(
+            m.get("passed") is True
+            and not _flagged(changes[m["name"]])
+            and (str(test.get("test")), m["name"]) not in marks
+            for m in group
+        )
         if " " in metric.get("name", "") and len(group) >= GROUP_MIN and quiet:
             if word not in done:
                 lines.append(_group_line(word, group))
                 done.add(word)
             continue
-        lines.append(_figure_line(metric, changes[metric.get("name")]))
+        tiles = marks.get((str(test.get("test")), str(metric.get("name"))), [])
+        lines.append(_figure_line(metric, changes[metric.get("name")], tiles))
     return "".join(lines) or '<span class="muted">no figures</span>', regressed
 
 
@@ -363,8 +385,10 @@ def _flagged(change: Change | None) -> bool:
     return change is not None and (change.regressed or change.improved)
 
 
-def _scenario_row(test: dict[str, Any], comparison: Comparison | None) -> str:
-    figures, regressed = _figure_cell(test, comparison)
+def _scenario_row(
+    test: dict[str, Any], comparison: Comparison | None, marks: dict[tuple[str, str], list[str]]
+) -> str:
+    figures, regressed = _figure_cell(test, comparison, marks)
     css = _row_status(test, regressed)
     status_change = (
         comparison.statuses.get((test.get("suite", ""), test.get("test", "")))
@@ -384,7 +408,9 @@ def _scenario_row(test: dict[str, Any], comparison: Comparison | None) -> str:
     )
 
 
-def _scenario_section(run: dict[str, Any], comparison: Comparison | None) -> str:
+def _scenario_section(
+    run: dict[str, Any], comparison: Comparison | None, marks: dict[tuple[str, str], list[str]]
+) -> str:
     tests = run.get("tests", [])
     if not tests:
         return (
@@ -397,7 +423,7 @@ def _scenario_section(run: dict[str, Any], comparison: Comparison | None) -> str
         "<thead><tr><th>Status</th><th>Scenario</th><th>Figures vs thresholds</th>"
         "<th>Time</th></tr></thead>"
     )
-    rows = "".join(_scenario_row(t, comparison) for t in shown)
+    rows = "".join(_scenario_row(t, comparison, marks) for t in shown)
     table = f'<table class="scenarios">{head}<tbody>{rows}</tbody></table>' if shown else ""
     rest = ""
     if quiet:
@@ -420,9 +446,8 @@ def _kpi_rows(results: list[kpis.KpiResult]) -> dict[tuple[str, str], list[str]]
     """(test, sample or figure name) -> labels of the KPI tiles whose value is that row's."""
     marks: dict[tuple[str, str], list[str]] = {}
     for kpi in results:
-        if kpi.measured and kpi.spec.category is not None and kpi.test:
-            name = kpi.detail.rsplit("(", 1)[-1].split(",")[0].removeprefix("figure ").rstrip(")")
-            marks.setdefault((kpi.test, name), []).append(kpi.spec.label)
+        if kpi.measured and kpi.test:
+            marks.setdefault((kpi.test, kpi.figure), []).append(kpi.spec.label)
     return marks
 
 
@@ -436,12 +461,7 @@ def _latency_table(run: dict[str, Any], results: list[kpis.KpiResult]) -> str:
             if scale is None:
                 continue
             tiles = marks.get((str(test.get("test")), name), [])
-            flag = (
-                f' <b class="kpimark" title="the value of a KPI tile">{KPI_MARK} '
-                f"{escape(', '.join(tiles))}</b>"
-                if tiles
-                else ""
-            )
+            flag = _tile_mark(tiles)
             cells = "".join(
                 f'<td class="num">{_ms(s.get(k), scale)}</td>'
                 for k in ("mean", "p50", "p90", "p99", "p99.9", "max")
