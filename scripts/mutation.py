@@ -256,25 +256,32 @@ def check(mutations: Sequence[Mutation], fix: bool = False) -> list[str]:
 # ---- running the suites against a copy ----------------------------------------------------------
 @dataclass(frozen=True)
 class Suite:
-    """A suite folder of ``suites/`` and its default time bound."""
+    """A suite folder of ``suites/`` (``05_model``) and the short key that names it (``model``)."""
 
     key: str
     folder: str
-    timeout_s: float
 
     @property
     def present(self) -> bool:
         return (ROOT / "suites" / self.folder).is_dir()
 
 
-# Static fallback order (fastest first); after the baseline the measured times decide.
-SUITES = (
-    Suite("unit", "01_unit_integration", 240),
-    Suite("hostile", "04_hostile", 420),
-    Suite("e2e", "03_end_to_end", 600),
-    Suite("stress", "02_stress", 600),
-    Suite("model", "05_model", 600),
-)
+# Short keys for the folders of the seed plan; any other folder is named by its name.
+KEYS = {"unit_integration": "unit", "end_to_end": "e2e"}
+BASELINE_TIMEOUT_S = 900.0  # the unmutated run: generous, it only has to end
+MIN_TIMEOUT_S = 60.0  # a mutant's suite run: factor x baseline, at least this
+
+
+def discover(root: Path = ROOT) -> list[Suite]:
+    """Every ``suites/NN_name`` folder, in folder order."""
+    suites = []
+    for folder in sorted((root / "suites").glob("[0-9][0-9]_*")):
+        if folder.is_dir():
+            name = folder.name.split("_", 1)[1]
+            suites.append(Suite(KEYS.get(name, name), folder.name))
+    return suites
+
+
 MODEL = "model"
 NO_START = "the reference server did not start"  # scripts/run_suites.py's words
 
@@ -295,14 +302,18 @@ class SuiteRun:
         return self.outcome in ("failed", "timeout")
 
 
-def suites_by_key(keys: Iterable[str]) -> list[Suite]:
-    """Suites named by key (all when empty), in the static order."""
+def suites_by_key(keys: Iterable[str], known: Sequence[Suite] | None = None) -> list[Suite]:
+    """Suites named by key (all discovered ones when empty); the model suite is named even
+    before its folder exists, so a run says it is missing instead of failing."""
+    known = list(known) if known is not None else discover()
+    if not any(s.key == MODEL for s in known):
+        known.append(Suite(MODEL, "05_model"))
     wanted = [k.strip() for k in keys if k.strip()]
-    known = {s.key: s for s in SUITES}
-    unknown = [k for k in wanted if k not in known]
+    by_key = {s.key: s for s in known}
+    unknown = [k for k in wanted if k not in by_key]
     if unknown:
-        raise SystemExit(f"mutation: unknown suites {unknown}; known: {list(known)}")
-    return [s for s in SUITES if not wanted or s.key in wanted]
+        raise SystemExit(f"mutation: unknown suites {unknown}; known: {list(by_key)}")
+    return [by_key[k] for k in wanted] if wanted else known
 
 
 def database_url(name: str) -> str:
@@ -433,9 +444,10 @@ def order_by_baseline(suites: Sequence[Suite], baseline: dict[str, SuiteRun]) ->
 
 
 def suite_timeout(suite: Suite, baseline: dict[str, SuiteRun], factor: float) -> float:
-    """The static bound, or ``factor`` times the baseline if that is longer."""
+    """``factor`` times the suite's baseline time (at least MIN_TIMEOUT_S); for the baseline
+    itself, BASELINE_TIMEOUT_S."""
     measured = baseline.get(suite.key)
-    return max(suite.timeout_s, factor * measured.seconds) if measured else suite.timeout_s
+    return max(MIN_TIMEOUT_S, factor * measured.seconds) if measured else BASELINE_TIMEOUT_S
 
 
 def run_copy(
@@ -618,7 +630,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--relocate", action="store_true", help="--check, fixing moved snippets")
     parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
     parser.add_argument("--mutants", default=os.environ.get("MUTANTS", ""), help="id,id,...")
-    parser.add_argument("--suites", default=os.environ.get("SUITES", ""), help="unit,hostile,...")
+    parser.add_argument(
+        "--suites",
+        default=os.environ.get("SUITES", ""),
+        help="unit,hostile,e2e,stress,model,... (other folders by name)",
+    )
     parser.add_argument(
         "--model-only",
         action="store_true",
@@ -663,7 +679,7 @@ def campaign(args: argparse.Namespace, mutations: list[Mutation]) -> int:
     suites = suites_by_key(["model"] if args.model_only else args.suites.split(","))
     missing = [s.key for s in suites if not s.present]
     if missing:
-        print(f"mutation: suites not present here, reported as missing: {missing}")
+        print(f"mutation: suites not present here, skipped: {missing}")
     workdir = Path(tempfile.mkdtemp(prefix="ccs-mutation-"))
     opts = Options(
         suites=[s for s in suites if s.present],

@@ -138,3 +138,18 @@ def test_interleaving_covers_every_promise_first() -> None:
     first_round = [m.promises[0] for m in order[: len(mutation.PROMISES)]]
     assert sorted(order, key=lambda m: m.id) == sorted(CATALOGUE, key=lambda m: m.id)
     assert first_round == list(mutation.PROMISES), f"first round: {first_round}"
+
+
+def test_suites_are_discovered_by_folder_with_short_keys(tmp_path: Path) -> None:
+    for folder in ("01_unit_integration", "03_end_to_end", "04_hostile", "notes"):
+        (tmp_path / "suites" / folder).mkdir(parents=True)
+    found = mutation.discover(tmp_path)
+    assert [(s.key, s.folder) for s in found] == [
+        ("unit", "01_unit_integration"),
+        ("e2e", "03_end_to_end"),
+        ("hostile", "04_hostile"),
+    ]
+    chosen = mutation.suites_by_key(["hostile", "model"], found)
+    assert [s.key for s in chosen] == ["hostile", "model"]
+    with pytest.raises(SystemExit, match="unknown suites"):
+        mutation.suites_by_key(["fuzz"], found)
