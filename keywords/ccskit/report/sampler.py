@@ -136,31 +136,35 @@ def server_pid() -> int | None:
     return _listener_of(os.environ.get("SUT_URL", ""))
 
 
+_library_target: Any = None  # the CCS library's target once found: it lives as long as robot
+
+
 def kit_target() -> Any:
     """The kit's record of the server under test (``base_url``, ``pid``), or ``None``.
 
-    The ``CCS`` library's shared context when robot has it loaded, else the module-level
-    ``ccskit.config.target`` of the separate libraries; the report tools run without either.
+    The ``CCS`` library's shared context (``ctx.target``) when robot has it loaded, else a
+    module-level ``ccskit.config.target`` if the kit has one; the report tools run without either.
     """
-    try:
-        from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
-
-        try:
-            library = BuiltIn().get_library_instance("CCS")
-            found = getattr(getattr(library, "ctx", None), "target", None)
-            if found is not None:
-                return found
-        except RobotNotRunningError:
-            pass
-        except Exception:  # not loaded, or asked from the sampler thread while robot tears down
-            pass
-    except ImportError:
-        pass
+    global _library_target
+    if _library_target is None:
+        _library_target = _ccs_library_target()
+    if _library_target is not None:
+        return _library_target
     try:
         import ccskit.config as config
     except ImportError:
         return None
     return getattr(config, "target", None)
+
+
+def _ccs_library_target() -> Any:
+    try:
+        from robot.libraries.BuiltIn import BuiltIn
+
+        library = BuiltIn().get_library_instance("CCS")
+    except Exception:  # robot not running, CCS not imported, or robot tearing down
+        return None
+    return getattr(getattr(library, "ctx", None), "target", None)
 
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
