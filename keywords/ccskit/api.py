@@ -1,14 +1,14 @@
-"""REST client for docs/protocol.md section 8, with fixture helpers and a name registry."""
+"""REST client for docs/protocol.md section 8, with fixture helpers that name what they create."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from . import timing
+from .fixtures import Fixtures
 from .ids import unique_id
 from .tokens import mint_token
 
@@ -19,39 +19,12 @@ class ApiError(AssertionError):
     ROBOT_SUPPRESS_NAME = True
 
 
-@dataclass
-class Registry:
-    """Logical fixture names (``alice``, ``alice-phone``, ``team-room``) -> real unique ids."""
-
-    users: dict[str, str] = field(default_factory=dict)
-    devices: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (user, device)
-    conversations: dict[str, str] = field(default_factory=dict)
-
-    def user(self, name: str) -> str:
-        return self._get(self.users, name, "user")
-
-    def device(self, name: str) -> tuple[str, str]:
-        return self._get(self.devices, name, "device")
-
-    def conversation(self, name: str) -> str:
-        return self._get(self.conversations, name, "conversation")
-
-    @staticmethod
-    def _get(table: dict[str, Any], name: str, kind: str) -> Any:
-        if name in table:
-            return table[name]
-        known = ", ".join(sorted(table)) or "none"
-        raise KeyError(f"no {kind} fixture named '{name}' (known: {known})")
-
-
-registry = Registry()
-
-
 class CcsApi:
     """Thin ``requests`` wrapper; every call returns the decoded JSON (or ``None``)."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, fixtures: Fixtures, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.fixtures = fixtures
         self.timeout = timeout
         self.session = requests.Session()
         self._admin: str | None = None
@@ -95,29 +68,29 @@ class CcsApi:
     def create_user(self, name: str) -> str:
         user_id = unique_id(name)
         self.call("POST", "/v1/users", json={"user_id": user_id, "display_name": name})
-        registry.users[name] = user_id
+        self.fixtures.users[name] = user_id
         return user_id
 
     def create_device(self, user_name: str, device_name: str) -> str:
-        user_id = registry.user(user_name)
+        user_id = self.fixtures.user(user_name)
         device_id = unique_id(device_name)
         self.call(
             "POST",
             f"/v1/users/{user_id}/devices",
             json={"device_id": device_id, "name": device_name},
         )
-        registry.devices[device_name] = (user_id, device_id)
+        self.fixtures.devices[device_name] = (user_id, device_id)
         return device_id
 
     def create_conversation(self, name: str, member_names: list[str]) -> str:
         conv_id = unique_id(name)
-        members = [registry.user(m) for m in member_names]
+        members = [self.fixtures.user(m) for m in member_names]
         self.call(
             "POST",
             "/v1/conversations",
             json={"conversation_id": conv_id, "title": name, "members": members},
         )
-        registry.conversations[name] = conv_id
+        self.fixtures.conversations[name] = conv_id
         return conv_id
 
     def add_member(self, conv_id: str, user_id: str) -> None:
@@ -130,7 +103,7 @@ class CcsApi:
     def post_message(
         self, device_name: str, conv_id: str, body: Any, client_msg_id: str | None = None
     ) -> dict[str, Any]:
-        user_id, device_id = registry.device(device_name)
+        user_id, device_id = self.fixtures.device(device_name)
         cmid = client_msg_id or unique_id(f"{device_name}-api")
         token = mint_token(user_id, device_id)
         timing.mark_sent(conv_id, cmid, time.monotonic())
@@ -144,7 +117,7 @@ class CcsApi:
         return dict(message)
 
     def message_status(self, device_name: str, conv_id: str, seq: int) -> dict[str, Any]:
-        user_id, device_id = registry.device(device_name)
+        user_id, device_id = self.fixtures.device(device_name)
         _, status = self.call(
             "GET",
             f"/v1/conversations/{conv_id}/messages/{seq}/status",

@@ -14,7 +14,7 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -576,3 +576,28 @@ class DeviceClient:
                 reader.cancel()
         if self._ws is ws:  # a reconnect may already have opened a new connection
             self._ws = None
+
+
+async def wait_until(
+    clients: Iterable[DeviceClient], predicate: Callable[[], bool], timeout_s: float
+) -> bool:
+    """Waits on the loop until ``predicate()`` holds, checking it again whenever one of
+    ``clients`` records a frame or changes state; returns whether it held in time.
+
+    State that device clients change (acks, errors, frames) is judged here, on their loop,
+    instead of a ``time.sleep`` poll from another thread.
+    """
+    watched = list(clients)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return False
+        waits = [asyncio.ensure_future(c._changed.wait()) for c in watched]
+        try:
+            await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+    return True

@@ -57,14 +57,27 @@ class KitConfig:
             token_secret=os.environ.get("CCS_TOKEN_SECRET", DEFAULT_TOKEN_SECRET),
             token_issuer=os.environ.get("CCS_TOKEN_ISSUER", "ccs"),
             token_audience=os.environ.get("CCS_TOKEN_AUDIENCE", "ccs-clients"),
-            timeout_scale=float(os.environ.get("CCS_TIMEOUT_SCALE", "1.0") or 1.0),
+            timeout_scale=_timeout_scale(os.environ.get("CCS_TIMEOUT_SCALE", "")),
         )
 
 
-def scaled(timeout: timedelta | float) -> float:
-    """Seconds of ``timeout`` multiplied by ``CCS_TIMEOUT_SCALE`` (slow CI machines)."""
+def _timeout_scale(text: str) -> float:
+    try:
+        return max(float(text or 1.0), 0.01)
+    except ValueError:
+        return 1.0
+
+
+def scale_timeout(timeout: timedelta | float, scale: float) -> float:
+    """Seconds of ``timeout`` times ``scale``: the kit's one timeout scaling."""
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-    return seconds * KitConfig.from_env().timeout_scale
+    return seconds * scale
+
+
+def scaled(timeout: timedelta | float) -> float:
+    """Seconds of ``timeout`` times ``CCS_TIMEOUT_SCALE`` (slow CI machines), for code that holds
+    no :class:`ccskit.context.KitContext` (the context's ``scaled`` is the same rule)."""
+    return scale_timeout(timeout, KitConfig.from_env().timeout_scale)
 
 
 def ws_url_for(base_url: str) -> str:
@@ -72,29 +85,3 @@ def ws_url_for(base_url: str) -> str:
     parts = urlsplit(base_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
-
-
-@dataclass
-class Target:
-    """The server the kit talks to; set by CCSServer, read by the other libraries."""
-
-    base_url: str = ""
-    pid: int | None = None
-
-    @property
-    def ws_url(self) -> str:
-        return ws_url_for(self.require())
-
-    def require(self) -> str:
-        if not self.base_url:
-            env_url = KitConfig.from_env().sut_url
-            if not env_url:
-                raise RuntimeError(
-                    "No server under test: run 'Start Or Attach Server' (CCSServer) first "
-                    "or set SUT_URL=http://host:port"
-                )
-            self.base_url = env_url
-        return self.base_url
-
-
-target = Target()

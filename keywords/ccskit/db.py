@@ -20,7 +20,7 @@ class CcsDb:
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
-        self.conn = psycopg2.connect(database_url)
+        self.conn = psycopg2.connect(database_url, connect_timeout=5)
         self.conn.autocommit = True
         self._listen_conn: Any = None
 
@@ -31,9 +31,33 @@ class CcsDb:
             self._listen_conn = None
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Runs parameterised ``sql``; returns its rows as dictionaries (none for a statement
+        without a result).
+
+        Fault suites kill and restart the database under the kit: a connection found broken is
+        opened again, and a read that failed on a dead connection is retried once on the new
+        one (a write is not, since it may have been committed).
+        """
+        if self.conn.closed:
+            self._reconnect()
+        try:
+            return self._execute(sql, params)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            if not self.conn.closed or not sql.lstrip().upper().startswith("SELECT"):
+                raise
+            self._reconnect()
+            return self._execute(sql, params)
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         with self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             cur.execute(sql, params)
+            if cur.description is None:
+                return []
             return [dict(r) for r in cur.fetchall()]
+
+    def _reconnect(self) -> None:
+        self.conn = psycopg2.connect(self.database_url, connect_timeout=5)
+        self.conn.autocommit = True
 
     def insert_message(
         self,

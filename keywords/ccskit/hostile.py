@@ -18,6 +18,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from .client import DeviceClient
 from .config import KitConfig
+from .rawws import RawWebSocket
 
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 TOKEN_KINDS = (
@@ -197,3 +198,31 @@ def scan_logs_for_tokens(paths: list[Path], tokens: list[str]) -> list[str]:
             if found:
                 hits.append(f"{path.name}:{number}: {line[:200]}")
     return hits
+
+
+@dataclass
+class HostileSession:
+    """What the hostile keyword classes share: tokens handed out (for the log scan), frame
+    placeholders, hand-made connections by alias, and the bystander."""
+
+    tokens: list[str] = field(default_factory=list)
+    placeholders: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, RawWebSocket] = field(default_factory=dict)
+    bystander: Bystander | None = None
+    checked_trickle: int = 0
+
+    def conn(self, alias: str) -> RawWebSocket:
+        if alias not in self.raw:
+            raise AssertionError(f"no raw connection called '{alias}' (known: {sorted(self.raw)})")
+        return self.raw[alias]
+
+    def by(self) -> Bystander:
+        if self.bystander is None:
+            raise AssertionError("no bystander was started (Start Bystander)")
+        return self.bystander
+
+    def placeholder(self, name: str) -> str:
+        if name not in self.placeholders:
+            known = sorted(self.placeholders)
+            raise AssertionError(f"no frame placeholder ${name} was set (known: {known})")
+        return self.placeholders[name]

@@ -27,11 +27,10 @@ import contextlib
 import gc
 import itertools
 import json
-import math
 import resource
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +39,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .bench.fleet import Device, Fleet, Room, make_idle, make_rooms, mint, provision
 from .checker import Ack, Attempt, Delivery, Expectation, History, StoredRow, body_hash
+from .percentile import percentiles
 
 __all__ = [
     "Device",
@@ -112,20 +112,6 @@ class Closed:
     code: int | None
     reason: str
     t: float
-
-
-def percentiles(
-    values: Sequence[float], points: Iterable[float] = (50, 95, 99)
-) -> dict[str, float]:
-    """avg, max and the nearest-rank percentiles of ``values`` (empty input gives NaN)."""
-    if not values:
-        return {"avg": math.nan, "max": math.nan, **{f"p{p:g}": math.nan for p in points}}
-    ordered = sorted(values)
-    out = {"avg": sum(ordered) / len(ordered), "max": ordered[-1]}
-    for p in points:
-        rank = max(1, math.ceil(p / 100 * len(ordered)))
-        out[f"p{p:g}"] = ordered[rank - 1]
-    return out
 
 
 @dataclass(slots=True)

@@ -16,10 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg2
-
 from .checker import Ack, Attempt, Delivery, Expectation, History, StoredRow, body_hash
 from .client import ClientError, DeviceClient
+from .db import CcsDb
 
 
 @dataclass
@@ -49,6 +48,11 @@ class LiveTraffic:
     crashes: list[str] = field(default_factory=list)  # sender tasks that died of an error
     _stop: asyncio.Event | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped yet."""
+        return self._stop is not None and not self._stop.is_set()
 
     # ----- running ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -234,28 +238,31 @@ class LiveTraffic:
         return h
 
 
-def conversation_head(database_url: str, conversation_id: str) -> int:
+def conversation_head(db: CcsDb, conversation_id: str) -> int:
     """Highest stored seq of a conversation (0 when empty)."""
-    with psycopg2.connect(database_url, connect_timeout=5) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = %s",
-            (conversation_id,),
-        )
-        row = cur.fetchone()
-    conn.close()
-    return int(row[0]) if row else 0
-
-
-def stored_rows(database_url: str, conversation_id: str) -> list[StoredRow]:
-    """Every row of the conversation, read on a fresh connection (the old may have died)."""
-    sql = (
-        "SELECT id, conversation_id, seq, sender_device_id, client_msg_id, body, version "
-        "FROM messages WHERE conversation_id = %s ORDER BY seq"
+    rows = db.rows(
+        "SELECT COALESCE(MAX(seq), 0) AS head FROM messages WHERE conversation_id = %s",
+        (conversation_id,),
     )
-    with psycopg2.connect(database_url, connect_timeout=5) as conn, conn.cursor() as cur:
-        cur.execute(sql, (conversation_id,))
-        rows = cur.fetchall()
-    conn.close()
+    return int(rows[0]["head"]) if rows else 0
+
+
+def stored_rows(db: CcsDb, *conversation_ids: str) -> list[StoredRow]:
+    """Every row of the conversations as the checker wants them, in seq order."""
+    rows = db.rows(
+        "SELECT id, conversation_id, seq, sender_device_id, client_msg_id, body, version "
+        "FROM messages WHERE conversation_id = ANY(%s) ORDER BY conversation_id, seq",
+        (list(conversation_ids),),
+    )
     return [
-        StoredRow(int(r[0]), r[1], int(r[2]), r[3], r[4], body_hash(r[5]), int(r[6])) for r in rows
+        StoredRow(
+            int(r["id"]),
+            r["conversation_id"],
+            int(r["seq"]),
+            r["sender_device_id"] or "",
+            r["client_msg_id"] or "",
+            body_hash(r["body"]),
+            int(r["version"]),
+        )
+        for r in rows
     ]

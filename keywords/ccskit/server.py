@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import psycopg2
 import requests
 
-from .config import PROJECT_ROOT, RESULTS_DIR, KitConfig
+from .config import PROJECT_ROOT, RESULTS_DIR, KitConfig, ws_url_for
 
 # Short windows so presence and liveness tests stay fast; a team pointing the kit at its own
 # deployment sets SUT_URL instead and these are not used.
@@ -189,25 +189,32 @@ def server_checkout() -> Path:
     return Path(os.environ.get("CCS_SERVER_PATH") or PROJECT_ROOT)
 
 
-#: Reference server nodes started by name (``node-1``, ``node-2``) for multi-node suites.
-nodes: dict[str, ServerProcess] = {}
+class Nodes:
+    """Reference server nodes started by name (``node-1``, ``node-2``) for multi-node suites."""
 
+    def __init__(self) -> None:
+        self.started: dict[str, ServerProcess] = {}
 
-def node(name: str) -> ServerProcess:
-    """The node started as ``name``; fails with the known names."""
-    try:
-        return nodes[name]
-    except KeyError:
-        known = sorted(nodes)
-        raise AssertionError(f"no reference node '{name}' was started (known: {known})") from None
+    def __call__(self, name: str) -> ServerProcess:
+        """The node started as ``name``; fails with the known names."""
+        try:
+            return self.started[name]
+        except KeyError:
+            known = sorted(self.started)
+            raise AssertionError(
+                f"no reference node '{name}' was started (known: {known})"
+            ) from None
 
+    def ws_url(self, name_or_url: str) -> str:
+        """WebSocket URL of a node name, or of a given ``http(s)://``/``ws(s)://`` URL."""
+        if name_or_url.startswith(("ws://", "wss://")):
+            return name_or_url
+        if name_or_url.startswith(("http://", "https://")):
+            return ws_url_for(name_or_url)
+        return ws_url_for(self(name_or_url).base_url)
 
-def node_ws_url(name_or_url: str) -> str:
-    """WebSocket URL of a node name, or of a given ``http(s)://``/``ws(s)://`` URL."""
-    from .config import ws_url_for
-
-    if name_or_url.startswith(("ws://", "wss://")):
-        return name_or_url
-    if name_or_url.startswith(("http://", "https://")):
-        return ws_url_for(name_or_url)
-    return ws_url_for(node(name_or_url).base_url)
+    def stop_all(self, timeout: float = 10.0) -> dict[str, int | None]:
+        """Stops every node and forgets them; returns each one's exit code."""
+        codes = {name: process.stop(timeout) for name, process in self.started.items()}
+        self.started.clear()
+        return codes

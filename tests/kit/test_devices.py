@@ -1,4 +1,4 @@
-"""Client machinery of CCSDevices against a tiny local WebSocket server (real sockets)."""
+"""Client machinery of the device keywords against a tiny local WebSocket server (real sockets)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from CCSDevices import CCSDevices, describe_seq_problems, latency_summary
 from ccskit.closecodes import describe_close, may_reconnect
-from ccskit.config import target
+from ccskit.context import KitContext
 from ccskit.frames import Frame, matches, values_equal
+from ccskit.keywords.devices import DeviceKeywords, describe_seq_problems
 from ccskit.loop import LoopThread, shared_loop
+from ccskit.percentile import latency_summary
 from fake_ccs import FakeCcs
 
 SHORT = timedelta(seconds=0.3)
@@ -28,14 +29,19 @@ def fake() -> Iterator[FakeCcs]:
 
 
 @pytest.fixture
-def devices(fake: FakeCcs) -> Iterator[CCSDevices]:
-    target.base_url = f"http://127.0.0.1:{fake.port}"
-    lib = CCSDevices()
+def devices(fake: FakeCcs) -> Iterator[DeviceKeywords]:
+    ctx = KitContext()
+    ctx.target.base_url = f"http://127.0.0.1:{fake.port}"
+    # The fake server takes any conversation id; the kit only resolves names it knows.
+    ctx.fixtures.conversations.update(
+        {c: c for c in ("room", "quiet-room", "d", "r", "resume-room")}
+    )
+    lib = DeviceKeywords(ctx)
     yield lib
     lib.close_all_devices()
 
 
-def connect(lib: CCSDevices, alias: str) -> None:
+def connect(lib: DeviceKeywords, alias: str) -> None:
     lib.connect_device(alias, user_id=f"u-{alias}", device_id=alias, token="t")
 
 
@@ -61,24 +67,34 @@ def test_close_codes_are_spelled_out_with_the_reconnect_rule() -> None:
     assert may_reconnect(4004) and not may_reconnect(4501) and not may_reconnect(1009)
 
 
+def test_an_unknown_fixture_name_fails_with_the_known_names(devices: DeviceKeywords) -> None:
+    connect(devices, "phone")
+    with pytest.raises(
+        AssertionError, match=r"no conversation fixture named 'rom' \(known names: d, "
+    ):
+        devices.send_message("phone", "rom", "typo")
+    with pytest.raises(AssertionError, match="no device fixture named 'fone'"):
+        devices.connect_device("fone")
+
+
 def test_sequence_problems_are_named() -> None:
     assert describe_seq_problems([1, 2, 2, 4], [1, 2, 3, 4]) == "missing [3], duplicated [2]"
     assert describe_seq_problems([2, 1], [1, 2]) == "out of order"
-    assert latency_summary([5.0, 1.0, 3.0])["p50_ms"] == 3.0
+    assert latency_summary([5.0, 1.0, 3.0])["p50_ms"] == 3.0  # nearest rank: 2nd of 3
 
 
 # ----- against real sockets --------------------------------------------------------------------
-def test_loop_keeps_receiving_between_keywords(devices: CCSDevices, fake: FakeCcs) -> None:
+def test_loop_keeps_receiving_between_keywords(devices: DeviceKeywords, fake: FakeCcs) -> None:
     connect(devices, "phone")
     push = {"type": "push", "delay": 0.1, "frames": [{"type": "presence", "n": 1}]}
     devices.send_raw("phone", json.dumps(push))
     time.sleep(0.4)  # no keyword runs now: the background loop must still receive
     received = devices.received_frames("phone", "presence")
     assert received == [{"type": "presence", "n": 1}]
-    assert shared_loop() is devices._loop and devices._loop.alive
+    assert shared_loop() is devices.ctx.loop and devices.ctx.loop.alive
 
 
-def test_send_waits_for_ack_and_message_reaches_other_devices(devices: CCSDevices) -> None:
+def test_send_waits_for_ack_and_message_reaches_other_devices(devices: DeviceKeywords) -> None:
     connect(devices, "phone")
     connect(devices, "laptop")
     ack = devices.send_message("phone", "room", "hi")
@@ -91,7 +107,7 @@ def test_send_waits_for_ack_and_message_reaches_other_devices(devices: CCSDevice
 
 
 def test_wait_failure_message_has_expectation_timeout_and_last_frames(
-    devices: CCSDevices,
+    devices: DeviceKeywords,
 ) -> None:
     connect(devices, "phone")
     with pytest.raises(AssertionError) as info:
@@ -102,7 +118,7 @@ def test_wait_failure_message_has_expectation_timeout_and_last_frames(
     assert '"type": "welcome"' in text
 
 
-def test_close_code_is_spelled_out_in_failures(devices: CCSDevices) -> None:
+def test_close_code_is_spelled_out_in_failures(devices: DeviceKeywords) -> None:
     connect(devices, "phone")
     devices._run(devices._device("phone").send_raw('{"type":"close_with","code":4001}'), 2)
     assert devices.device_close_code("phone") == "4001 slow consumer"
@@ -110,7 +126,7 @@ def test_close_code_is_spelled_out_in_failures(devices: CCSDevices) -> None:
         devices.wait_for_frame("phone", "message", timeout=SHORT)
 
 
-def test_should_not_receive_fails_on_a_matching_frame(devices: CCSDevices) -> None:
+def test_should_not_receive_fails_on_a_matching_frame(devices: DeviceKeywords) -> None:
     connect(devices, "phone")
     connect(devices, "laptop")
     devices.send_message("phone", "quiet-room", "x")
@@ -120,7 +136,7 @@ def test_should_not_receive_fails_on_a_matching_frame(devices: CCSDevices) -> No
     devices.should_not_receive_frame("laptop", "message", window=SHORT)
 
 
-def test_order_check_reports_duplicates(devices: CCSDevices) -> None:
+def test_order_check_reports_duplicates(devices: DeviceKeywords) -> None:
     connect(devices, "phone")
     dup = [{"type": "message", "conversation_id": "d", "seq": s} for s in (1, 2, 2, 3)]
     devices.send_raw("phone", json.dumps({"type": "push", "frames": dup}))
@@ -129,7 +145,7 @@ def test_order_check_reports_duplicates(devices: CCSDevices) -> None:
 
 
 def test_outbox_keeps_unacked_sends_and_resend_reuses_the_key(
-    devices: CCSDevices, fake: FakeCcs
+    devices: DeviceKeywords, fake: FakeCcs
 ) -> None:
     connect(devices, "phone")
     fake.hold_acks = True
@@ -142,7 +158,7 @@ def test_outbox_keeps_unacked_sends_and_resend_reuses_the_key(
     assert ack["client_msg_id"] == "cm-1" and devices.outbox_size("phone") == 0
 
 
-def test_reconnect_with_resume_names_the_last_seq(devices: CCSDevices, fake: FakeCcs) -> None:
+def test_reconnect_with_resume_names_the_last_seq(devices: DeviceKeywords, fake: FakeCcs) -> None:
     connect(devices, "phone")
     ack = devices.send_message("phone", "resume-room", "one")
     devices.wait_for_message("phone", "resume-room", ack["seq"], timeout=SHORT)

@@ -15,10 +15,11 @@ import psutil
 import psycopg2
 import pytest
 import redis
-from CCSFaults import CCSFaults
+from ccskit.context import KitContext
 from ccskit.faults import kit as kit_module
 from ccskit.faults import procs
 from ccskit.faults.common import FaultError
+from ccskit.keywords.faults import FaultKeywords
 from ccskit.metrics import recorder
 
 ROWS_BEFORE_KILL = 1000
@@ -26,23 +27,23 @@ MAX_ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
-def faults() -> Iterator[CCSFaults]:
-    lib = CCSFaults()
+def faults() -> Iterator[FaultKeywords]:
+    lib = FaultKeywords(KitContext())
     yield lib
     lib.stop_all_faults()
 
 
 @pytest.fixture(scope="module")
-def pg_url(faults: CCSFaults) -> str:
+def pg_url(faults: FaultKeywords) -> str:
     return faults.start_private_postgresql(database="ccs_faults_t", alias="pg")
 
 
-def _dsn(faults: CCSFaults, port: int | None = None, app: str = "ccs-faults-test") -> str:
+def _dsn(faults: FaultKeywords, port: int | None = None, app: str = "ccs-faults-test") -> str:
     port = port or faults.private_postgresql_port("pg")
     return f"host=127.0.0.1 port={port} user=postgres dbname=ccs_faults_t application_name={app}"
 
 
-def _connect(faults: CCSFaults, port: int | None = None, app: str = "ccs-faults-test"):
+def _connect(faults: FaultKeywords, port: int | None = None, app: str = "ccs-faults-test"):
     conn = psycopg2.connect(_dsn(faults, port, app), connect_timeout=3)
     conn.autocommit = True
     return conn
@@ -113,7 +114,7 @@ def _nothing_arrives(sock: socket.socket, wait: float = 0.5) -> bool:
 # -- private PostgreSQL -------------------------------------------------------------------
 
 
-def test_private_postgres_is_private_and_accepts_writes(faults: CCSFaults, pg_url: str) -> None:
+def test_private_postgres_is_private_and_accepts_writes(faults: FaultKeywords, pg_url: str) -> None:
     port = faults.private_postgresql_port("pg")
     assert port not in (5432, 6379)
     assert pg_url == f"postgresql://postgres@127.0.0.1:{port}/ccs_faults_t"
@@ -124,7 +125,7 @@ def test_private_postgres_is_private_and_accepts_writes(faults: CCSFaults, pg_ur
         assert cur.fetchone()[0] == 1
 
 
-def _writer(faults: CCSFaults, acked: list[int], stop: threading.Event) -> None:
+def _writer(faults: FaultKeywords, acked: list[int], stop: threading.Event) -> None:
     """Insert one row per commit until the database goes away; ``acked`` holds committed ids."""
     conn = _connect(faults)
     with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
@@ -136,7 +137,7 @@ def _writer(faults: CCSFaults, acked: list[int], stop: threading.Event) -> None:
     conn.close()
 
 
-def test_kill9_and_restart_keeps_every_committed_row(faults: CCSFaults, pg_url: str) -> None:
+def test_kill9_and_restart_keeps_every_committed_row(faults: FaultKeywords, pg_url: str) -> None:
     with contextlib.closing(_connect(faults)) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE acked (id int PRIMARY KEY)")
     acked: list[int] = []
@@ -164,11 +165,13 @@ def test_kill9_and_restart_keeps_every_committed_row(faults: CCSFaults, pg_url: 
     assert not missing, f"{len(missing)} acknowledged rows lost, e.g. {sorted(missing)[:5]}"
     # At most the one in-flight INSERT may have committed without its acknowledgement.
     assert len(stored) - len(acked) <= 1
-    assert faults._kit.pg("pg").pid != old_pid
+    assert faults.ctx.faults.pg("pg").pid != old_pid
     assert 0 < faults.fault_duration("db_kill") < 30
 
 
-def test_kill_and_restart_are_timestamped_for_the_report(faults: CCSFaults, pg_url: str) -> None:
+def test_kill_and_restart_are_timestamped_for_the_report(
+    faults: FaultKeywords, pg_url: str
+) -> None:
     events = faults.get_fault_timeline("db_kill")
     assert [e["event"] for e in events][-2:] == ["injected", "recovered"]
     assert events[-1]["t"] >= events[-2]["t"]
@@ -179,7 +182,7 @@ def test_kill_and_restart_are_timestamped_for_the_report(faults: CCSFaults, pg_u
         faults.seconds_since_fault("never_injected")
 
 
-def test_fast_stop_then_restart_on_same_port(faults: CCSFaults, pg_url: str) -> None:
+def test_fast_stop_then_restart_on_same_port(faults: FaultKeywords, pg_url: str) -> None:
     port = faults.private_postgresql_port("pg")
     faults.stop_postgresql(mode="fast", alias="pg")
     with pytest.raises(psycopg2.OperationalError):
@@ -193,7 +196,7 @@ def test_fast_stop_then_restart_on_same_port(faults: CCSFaults, pg_url: str) -> 
         faults.stop_postgresql(mode="gentle", alias="pg")
 
 
-def test_pause_postgres_hangs_queries_until_resumed(faults: CCSFaults, pg_url: str) -> None:
+def test_pause_postgres_hangs_queries_until_resumed(faults: FaultKeywords, pg_url: str) -> None:
     conn = _connect(faults)
     with conn.cursor() as cur:
         faults.pause_postgresql("pg")
@@ -213,7 +216,9 @@ def test_pause_postgres_hangs_queries_until_resumed(faults: CCSFaults, pg_url: s
 # -- pg_terminate_backend -----------------------------------------------------------------
 
 
-def test_terminate_listener_backends_hits_only_the_listener(faults: CCSFaults, pg_url: str) -> None:
+def test_terminate_listener_backends_hits_only_the_listener(
+    faults: FaultKeywords, pg_url: str
+) -> None:
     listener = _connect(faults, app="ccs-test-listener")
     pooled = _connect(faults, app="ccs-test-pool")
     with listener.cursor() as cur:
@@ -242,7 +247,7 @@ def test_terminate_listener_backends_hits_only_the_listener(faults: CCSFaults, p
     pooled.close()
 
 
-def test_terminate_backends_by_application_name(faults: CCSFaults, pg_url: str) -> None:
+def test_terminate_backends_by_application_name(faults: FaultKeywords, pg_url: str) -> None:
     victims = [_connect(faults, app="ccs-test-victim") for _ in range(3)]
     bystander = _connect(faults, app="ccs-test-bystander")
     killed = faults.terminate_database_backends(application_name="ccs-test-victim", server="pg")
@@ -264,7 +269,7 @@ def test_terminate_backends_by_application_name(faults: CCSFaults, pg_url: str) 
 
 
 def test_proxy_cut_resets_connections_and_refuses_until_restored(
-    faults: CCSFaults, echo: EchoServer
+    faults: FaultKeywords, echo: EchoServer
 ) -> None:
     address = faults.start_tcp_proxy("cut-link", f"127.0.0.1:{echo.port}")
     sock = _client(address)
@@ -283,7 +288,7 @@ def test_proxy_cut_resets_connections_and_refuses_until_restored(
     sock.close()
 
 
-def test_proxy_cut_breaks_a_real_postgres_session(faults: CCSFaults, pg_url: str) -> None:
+def test_proxy_cut_breaks_a_real_postgres_session(faults: FaultKeywords, pg_url: str) -> None:
     address = faults.start_tcp_proxy("db-link", f"127.0.0.1:{faults.private_postgresql_port()}")
     port = int(address.rsplit(":", 1)[1])
     conn = _connect(faults, port=port)
@@ -299,7 +304,9 @@ def test_proxy_cut_breaks_a_real_postgres_session(faults: CCSFaults, pg_url: str
     conn.close()
 
 
-def test_proxy_stall_holds_bytes_and_new_connections(faults: CCSFaults, echo: EchoServer) -> None:
+def test_proxy_stall_holds_bytes_and_new_connections(
+    faults: FaultKeywords, echo: EchoServer
+) -> None:
     address = faults.start_tcp_proxy("stall-link", f"127.0.0.1:{echo.port}")
     sock = _client(address)
     _round_trip(sock)
@@ -319,7 +326,7 @@ def test_proxy_stall_holds_bytes_and_new_connections(faults: CCSFaults, echo: Ec
     late.close()
 
 
-def test_proxy_delay_adds_latency_per_direction(faults: CCSFaults, echo: EchoServer) -> None:
+def test_proxy_delay_adds_latency_per_direction(faults: FaultKeywords, echo: EchoServer) -> None:
     address = faults.start_tcp_proxy("slow-link", f"127.0.0.1:{echo.port}")
     sock = _client(address)
     baseline = min(_round_trip(sock) for _ in range(3))
@@ -348,7 +355,7 @@ def test_proxy_delay_adds_latency_per_direction(faults: CCSFaults, echo: EchoSer
     sock.close()
 
 
-def test_proxy_drop_one_direction(faults: CCSFaults, echo: EchoServer) -> None:
+def test_proxy_drop_one_direction(faults: FaultKeywords, echo: EchoServer) -> None:
     address = faults.start_tcp_proxy("lossy-link", f"127.0.0.1:{echo.port}")
     sock = _client(address)
     _round_trip(sock)
@@ -364,7 +371,7 @@ def test_proxy_drop_one_direction(faults: CCSFaults, echo: EchoServer) -> None:
     sock.close()
 
 
-def test_proxy_refuses_non_loopback_upstream(faults: CCSFaults) -> None:
+def test_proxy_refuses_non_loopback_upstream(faults: FaultKeywords) -> None:
     with pytest.raises(FaultError, match="loopback only"):
         faults.start_tcp_proxy("far", "10.0.0.1:80")
 
@@ -372,7 +379,7 @@ def test_proxy_refuses_non_loopback_upstream(faults: CCSFaults) -> None:
 # -- private Redis ------------------------------------------------------------------------
 
 
-def test_private_redis_kill_restart_pause_resume(faults: CCSFaults) -> None:
+def test_private_redis_kill_restart_pause_resume(faults: FaultKeywords) -> None:
     url = faults.start_private_redis("redis")
     port = faults.private_redis_port("redis")
     assert port not in (5432, 6379) and url == f"redis://127.0.0.1:{port}/0"
@@ -405,7 +412,7 @@ def _sleeper() -> subprocess.Popen[bytes]:
     return subprocess.Popen(["sleep", "30"])
 
 
-def test_pause_resume_and_terminate_a_process(faults: CCSFaults) -> None:
+def test_pause_resume_and_terminate_a_process(faults: FaultKeywords) -> None:
     proc = _sleeper()
     faults.pause_process(proc.pid)
     assert psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED
@@ -418,12 +425,12 @@ def test_pause_resume_and_terminate_a_process(faults: CCSFaults) -> None:
 
 
 def test_processes_of_shared_services_are_refused(
-    faults: CCSFaults, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    faults: FaultKeywords, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Pretend the private cluster is a shared one, so a broken guard harms nothing real.
     port = faults.private_postgresql_port("pg")
     monkeypatch.setattr(kit_module, "SHARED_PORTS", frozenset({port}))
-    postmaster = faults._kit.pg("pg").pid
+    postmaster = faults.ctx.faults.pg("pg").pid
     with pytest.raises(FaultError, match="refusing to signal"):
         faults.kill_process(postmaster)
     with pytest.raises(FaultError, match="refusing to signal"):
@@ -433,7 +440,7 @@ def test_processes_of_shared_services_are_refused(
         faults.terminate_database_backends(server="pg")
 
 
-def test_kill9_a_process_and_wait_timeout_message(faults: CCSFaults) -> None:
+def test_kill9_a_process_and_wait_timeout_message(faults: FaultKeywords) -> None:
     proc = _sleeper()
     with pytest.raises(FaultError, match=r"expected process \d+ to exit within"):
         faults.wait_for_process_exit(proc.pid, timedelta(seconds=0.2))
@@ -446,10 +453,10 @@ def test_kill9_a_process_and_wait_timeout_message(faults: CCSFaults) -> None:
 
 
 def test_stop_all_faults_leaves_nothing_behind() -> None:
-    lib = CCSFaults()
+    lib = FaultKeywords(KitContext())
     lib.start_private_postgresql(alias="tmp-pg")
     lib.start_private_redis(alias="tmp-redis")
-    pg, rd = lib._kit.pg("tmp-pg"), lib._kit.rd("tmp-redis")
+    pg, rd = lib.ctx.faults.pg("tmp-pg"), lib.ctx.faults.rd("tmp-redis")
     pids, dirs = [pg.pid, rd.pid], [pg.base_dir, rd.base_dir]
     address = lib.start_tcp_proxy("tmp-link", f"127.0.0.1:{rd.port}")
     lib.pause_redis("tmp-redis")

@@ -8,17 +8,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from CCSDatabase import CCSDatabase
-from CCSDevices import CCSDevices
-from ccskit.api import CcsApi, registry
+from ccskit.api import CcsApi
 from ccskit.client import ConnectRefused, DeviceClient
-from ccskit.config import target
+from ccskit.context import KitContext
 from ccskit.ids import RUN_TAG
+from ccskit.keywords.database import DatabaseKeywords
+from ccskit.keywords.devices import DeviceKeywords
 from ccskit.loop import shared_loop
 from ccskit.server import ServerProcess
 from ccskit.tokens import mint_token
 
 DB_URL = "postgresql://postgres@127.0.0.1:5432/kit_pytest"
+# One context for the module, as the CCS library holds one for a robot process.
+CTX = KitContext()
+target, registry = CTX.target, CTX.fixtures
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def room(server: ServerProcess) -> str:
-    api = CcsApi(server.base_url)
+    api = CcsApi(server.base_url, registry)
     for user, devices in (("alice", ["alice-phone", "alice-laptop"]), ("carol", ["carol-phone"])):
         api.create_user(user)
         for device in devices:
@@ -41,8 +44,8 @@ def room(server: ServerProcess) -> str:
 
 
 @pytest.fixture
-def devices(server: ServerProcess) -> Iterator[CCSDevices]:
-    lib = CCSDevices()
+def devices(server: ServerProcess) -> Iterator[DeviceKeywords]:
+    lib = DeviceKeywords(CTX)
     yield lib
     lib.close_all_devices()
 
@@ -55,19 +58,19 @@ def test_server_is_a_healthy_child_process_on_a_free_port(server: ServerProcess)
 
 def test_fixture_ids_are_unique_per_call_and_carry_the_run_tag(room: str) -> None:
     first = registry.conversation("room")
-    api = CcsApi(target.require())
+    api = CcsApi(target.require(), registry)
     second = api.create_conversation("room", ["alice"])
     assert first != second and RUN_TAG in second and second.startswith("room-")
 
 
-def test_message_flow_with_latency_and_direct_insert(devices: CCSDevices, room: str) -> None:
+def test_message_flow_with_latency_and_direct_insert(devices: DeviceKeywords, room: str) -> None:
     devices.connect_device("alice-phone")
     devices.connect_device("alice-laptop")
     devices.connect_device("carol-phone")
     ack = devices.send_message("alice-phone", "room", "hi")
     assert devices.wait_for_message("alice-laptop", "room", ack["seq"])["body"] == {"text": "hi"}
     assert 0 <= devices.delivery_latency("alice-laptop", "room", ack["client_msg_id"]) < 1000
-    db = CCSDatabase()
+    db = DatabaseKeywords(CTX)
     db.connect_to_ccs_database(DB_URL)
     try:
         row = db.insert_message_as_another_program("room", "alice-phone", "from sql")
@@ -88,7 +91,7 @@ def test_a_bad_token_on_the_upgrade_is_refused_with_401(server: ServerProcess) -
 def test_graceful_stop_closes_devices_with_1012(tmp_path: Path) -> None:
     own = ServerProcess(env={"DATABASE_URL": DB_URL}, log_dir=tmp_path)
     base = own.start(timeout=60)
-    api = CcsApi(base)
+    api = CcsApi(base, registry)
     api.create_user("dave")
     api.create_device("dave", "dave-phone")
     user_id, device_id = registry.device("dave-phone")
@@ -104,7 +107,7 @@ def test_graceful_stop_closes_devices_with_1012(tmp_path: Path) -> None:
 def test_listen_receives_a_notify_and_times_out_with_a_clear_message(
     server: ServerProcess,
 ) -> None:
-    db = CCSDatabase()
+    db = DatabaseKeywords(CTX)
     db.connect_to_ccs_database(DB_URL)
     try:
         db.listen_to_channel("kit_test_channel")
@@ -117,7 +120,7 @@ def test_listen_receives_a_notify_and_times_out_with_a_clear_message(
 
 
 def test_refusals_are_described_by_http_status_or_error_and_close_code(
-    devices: CCSDevices, room: str
+    devices: DeviceKeywords, room: str
 ) -> None:
     how = devices.connect_device_expecting_failure("alice-phone", token="garbage")
     assert how == "auth_failed, closed with 4501 authentication failed"

@@ -12,14 +12,17 @@ from typing import Any
 
 import psycopg2
 import pytest
-from ccskit.api import CcsApi, registry
+from ccskit.api import CcsApi
 from ccskit.client import ClientError, DeviceClient, ReconnectPolicy, reconnectable
 from ccskit.config import ws_url_for
 from ccskit.faults.proxy import TcpProxy
+from ccskit.fixtures import Fixtures
 from ccskit.loop import LoopThread, shared_loop
 from ccskit.server import ServerProcess
 from ccskit.tokens import mint_token
 from fake_ccs import FakeCcs
+
+registry = Fixtures()  # the fixture names this module creates
 
 DB_URL = "postgresql://postgres@127.0.0.1:5432/kit_reconnect_pytest"
 FAST = ReconnectPolicy(base_s=0.02, cap_s=0.2, give_up_after_s=20)
@@ -98,7 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def room(server: ServerProcess) -> str:
-    api = CcsApi(server.base_url)
+    api = CcsApi(server.base_url, registry)
     api.create_user("alice")
     for device in ("alice-phone", "alice-laptop"):
         api.create_device("alice", device)

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from websockets.asyncio.client import connect
 
-from ..load import percentiles
+from ..percentile import percentiles
 
 ECHO_SERVER = """
 import asyncio, sys

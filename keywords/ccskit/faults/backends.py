@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from ccskit.faults.common import FaultError, scaled, wait_until
+from ccskit.config import scaled
+from ccskit.faults.common import FaultError, wait_until
 
 OWN_APPLICATION_NAME = "ccs-faults"
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by the fault modules: timeout scaling, free ports, bounded waits."""
+"""Small helpers shared by the fault modules: free ports, bounded waits."""
 
 from __future__ import annotations
 
@@ -22,18 +22,6 @@ _PORT_ATTEMPTS = 200
 
 class FaultError(AssertionError):
     """A fault could not be injected or undone; the message says what was expected and seen."""
-
-
-def timeout_scale() -> float:
-    """Factor from ``CCS_TIMEOUT_SCALE`` applied to every wait (slow CI)."""
-    try:
-        return max(float(os.environ.get("CCS_TIMEOUT_SCALE", "1.0")), 0.01)
-    except ValueError:
-        return 1.0
-
-
-def scaled(seconds: float) -> float:
-    return seconds * timeout_scale()
 
 
 def _port_is_free(port: int) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import signal
 from typing import Any, TypeVar
 
+from ccskit.config import scaled
 from ccskit.faults import backends, procs
-from ccskit.faults.common import SHARED_PORTS, FaultError, scaled, wait_until
+from ccskit.faults.common import SHARED_PORTS, FaultError, wait_until
 from ccskit.faults.postgres import PrivatePostgres
 from ccskit.faults.proxy import TcpProxy
 from ccskit.faults.redis_server import PrivateRedis

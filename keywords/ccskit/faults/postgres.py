@@ -12,7 +12,8 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from ccskit.faults.common import FaultError, scaled
+from ccskit.config import scaled
+from ccskit.faults.common import FaultError
 from ccskit.faults.service import ManagedService
 
 PG_BIN = Path(os.environ.get("CCS_PG_BIN", "/usr/lib/postgresql/15/bin"))

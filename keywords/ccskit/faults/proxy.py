@@ -16,8 +16,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ccskit.faults.common import FaultError, free_port, scaled
-from ccskit.faults.loop import LoopThread
+from ccskit.config import scaled
+from ccskit.faults.common import FaultError, free_port
+from ccskit.loop import shared_loop
 
 DIRECTIONS = ("upstream", "downstream")
 CHUNK = 65536
@@ -104,7 +105,7 @@ class TcpProxy:
         # Outside the ephemeral range, so re-listening on it after a cut cannot collide.
         self.port = listen_port or free_port()
         self.stats = ProxyStats()
-        self._runner = LoopThread.shared()
+        self._runner = shared_loop()
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
         self._flows: dict[str, Flow] = {}
@@ -144,7 +145,10 @@ class TcpProxy:
         return {"mode": self.mode, "address": self.address, **self.stats.as_dict()}
 
     def _call(self, coro: Any, what: str) -> Any:
-        return self._runner.run(coro, scaled(CALL_TIMEOUT), what)
+        try:
+            return self._runner.run(coro, scaled(CALL_TIMEOUT), what)
+        except TimeoutError as exc:
+            raise FaultError(str(exc)) from None
 
     # -- on the loop --------------------------------------------------------------------
     async def _start(self) -> None:

@@ -11,8 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ccskit.config import scaled
 from ccskit.faults import procs
-from ccskit.faults.common import FaultError, free_port, scaled, tail, wait_until
+from ccskit.faults.common import FaultError, free_port, tail, wait_until
 
 
 class ManagedService(abc.ABC):

@@ -1,58 +1,30 @@
-"""Robot Framework library: load from many lean device connections, and the consistency checker."""
+"""Keywords: load from many lean device connections, and the consistency checker."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from ccskit.bench import races, reliability
-from ccskit.bench.monitor import (
-    CommitSampler,
-    ServerMonitor,
-    listening_pid,
-    server_db_connections,
-)
-from ccskit.checker import ANOMALIES, CheckResult, check
-from ccskit.config import KitConfig, scaled, target
-from ccskit.ids import unique_id
-from ccskit.load import (
-    Fleet,
-    LoadRun,
-    PhaseStats,
-    fetch_stored,
-    make_idle,
-    make_rooms,
-    provision,
-    raise_fd_limit,
-)
-from ccskit.loop import LoopThread
-from ccskit.metrics import recorder
+import psutil
 from robot.api import logger
-from robot.api.deco import keyword, library
+from robot.api.deco import keyword
+
+from ..bench import races, reliability
+from ..bench.monitor import CommitSampler, ServerMonitor, listening_pid, server_db_connections
+from ..checker import ANOMALIES, CheckResult, check, history_from_clients
+from ..context import KitContext
+from ..ids import unique_id
+from ..load import Fleet, LoadRun, PhaseStats, make_idle, make_rooms, provision, raise_fd_limit
+from ..loop import LoopThread
+from ..percentile import percentiles
+from ..recovery import stored_rows
 
 TWO_MIN = timedelta(minutes=2)
 
 
-class _LoadLoop(LoopThread):
-    """A loop thread of its own, on uvloop where installed: load must not slow CCSDevices' loop,
-    and uvloop gives a load process 14-55% more deliveries per second here."""
-
-    def __init__(self) -> None:
-        try:
-            import uvloop
-
-            self.loop = uvloop.new_event_loop()
-        except ImportError:
-            self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="ccs-load-loop", daemon=True)
-        self._thread.start()
-
-
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSLoad:
+class LoadKeywords:
     """Volume: fleets of lean device connections, open-loop sends, and end-to-end checks.
 
     A *fleet* is a named set of devices provisioned through the REST API: rooms (conversations)
@@ -70,8 +42,11 @@ class CCSLoad:
     | `Disconnect Load Fleet`  | hot  |
     """
 
-    def __init__(self) -> None:
-        self._loop = _LoadLoop()
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
+        # A loop of its own (on uvloop): thousands of lean connections must not slow the
+        # device clients on the kit's shared loop.
+        self._loop = LoopThread("ccs-load-loop", fast=True)
         self._fleets: dict[str, LoadRun] = {}
         self._monitor: ServerMonitor | None = None
         raise_fd_limit()
@@ -93,11 +68,11 @@ class CCSLoad:
         return rooms[index]
 
     def _provision(self, name: str, fleet: Fleet, timeout: timedelta) -> LoadRun:
-        cfg = KitConfig.from_env()
-        seconds = scaled(timeout)
+        cfg = self.ctx.config
+        seconds = self.ctx.scaled(timeout)
         ready = self._run(
             provision(
-                target.require(),
+                self.ctx.target.require(),
                 cfg.token_secret,
                 fleet,
                 timeout_s=seconds,
@@ -106,7 +81,7 @@ class CCSLoad:
             ),
             seconds + 5,
         )
-        run = LoadRun(target.ws_url, ready)
+        run = LoadRun(self.ctx.target.ws_url, ready)
         self._fleets[name] = run
         logger.info(f"fleet '{name}': {len(ready.devices)} devices, {len(ready.rooms)} rooms")
         return run
@@ -142,7 +117,7 @@ class CCSLoad:
 
         Returns the number of live connections; logs the handshake rate.
         """
-        run, seconds = self._fleet(name), scaled(timeout)
+        run, seconds = self._fleet(name), self.ctx.scaled(timeout)
         stats = self._run(run.connect(timeout_s=seconds), seconds + 5)
         logger.info(
             f"fleet '{name}': {stats.connected}/{stats.wanted} connected in "
@@ -198,21 +173,21 @@ class CCSLoad:
         run = self._fleet(name)
         seconds = duration.total_seconds() if duration else None
         planned = seconds if seconds is not None else (count or 0) / rate
-        commits = CommitSampler(KitConfig.from_env().database_url)
+        commits = CommitSampler(self.ctx.database_url)
         self._run(self._start(commits), 10)
         stats: PhaseStats = self._run(
-            run.send_phase(rate, seconds, count, drain_timeout_s=scaled(drain)),
-            planned + scaled(drain) + 30,
+            run.send_phase(rate, seconds, count, drain_timeout_s=self.ctx.scaled(drain)),
+            planned + self.ctx.scaled(drain) + 30,
         )
         result = {**stats.as_dict(), "db_transactions_per_s": self._tx_rate(run, stats, commits)}
         logger.info(f"fleet '{name}' phase {stats.phase}: {json.dumps(result, default=str)}")
         # Sample names follow the report's rules (ccskit.report): ws_* delivery, db_* operation.
-        recorder.add_samples("ws_delivery_ms", self._latencies(run, stats.phase), "ms")
-        recorder.add_samples("db_op_ms", self._ack_times(run, stats.phase), "ms")
-        recorder.add_point("throughput_msgs_per_s", stats.ack_rate_per_s, "msg/s")
+        self.ctx.metrics.add_samples("ws_delivery_ms", self._latencies(run, stats.phase), "ms")
+        self.ctx.metrics.add_samples("db_op_ms", self._ack_times(run, stats.phase), "ms")
+        self.ctx.metrics.add_point("throughput_msgs_per_s", stats.ack_rate_per_s, "msg/s")
         for point in reliability.latency_timeline(run, stats.phase):
-            recorder.add_point("ws_delivery_p50_ms", point.p50_ms, "ms", point.t)
-            recorder.add_point("ws_delivery_p99_ms", point.p99_ms, "ms", point.t)
+            self.ctx.metrics.add_point("ws_delivery_p50_ms", point.p50_ms, "ms", point.t)
+            self.ctx.metrics.add_point("ws_delivery_p99_ms", point.p99_ms, "ms", point.t)
         return result
 
     @staticmethod
@@ -255,8 +230,6 @@ class CCSLoad:
 
         Needs a fleet made with ``devices_per_user`` >= 2.
         """
-        from ccskit.load import percentiles
-
         run = self._fleet(name)
         owner = {d.device_id: d.user_id for d in run.fleet.devices}
         values = [
@@ -282,10 +255,9 @@ class CCSLoad:
         results = []
         for name in names:
             run = self._fleet(name)
-            dsn = KitConfig.from_env().database_url
             # Race keywords do not drain: let their deliveries land before judging "missing".
-            self._run(run.wait_for_deliveries(scaled(5.0)), scaled(5.0) + 5)
-            stored = self._run(fetch_stored(dsn, run.conversation_ids), 120)
+            self._run(run.wait_for_deliveries(self.ctx.scaled(5.0)), self.ctx.scaled(5.0) + 5)
+            stored = stored_rows(self.ctx.db, *run.conversation_ids)
             results.append((f"fleet '{name}'", check(run.history(stored))))
         return self._judge(results)
 
@@ -293,7 +265,7 @@ class CCSLoad:
     def check_consistency_of_devices(
         self, *devices: str, conversations: str, expect_from: dict[str, int] | None = None
     ) -> dict[str, Any]:
-        """Runs the consistency checker over devices of ``CCSDevices`` (by alias) for the given
+        """Runs the consistency checker over connected devices (by alias) for the given
         conversations (comma-separated fixture names or ids); fails on any anomaly.
 
         The named devices must include every sender of those conversations: a stored message
@@ -303,19 +275,12 @@ class CCSLoad:
 
         | Check Consistency Of Devices | alice-phone | bob-tablet | conversations=team-room |
         """
-        from ccskit.api import registry
-        from ccskit.checker import history_from_clients
-        from robot.libraries.BuiltIn import BuiltIn
-
-        devices_lib: Any = BuiltIn().get_library_instance("CCSDevices")
-        pool = devices_lib._devices  # alias -> DeviceClient
-        missing = [d for d in devices if d not in pool]
-        if missing:
-            raise AssertionError(f"no CCSDevices device called {missing} (known: {sorted(pool)})")
-        convs = [registry.conversations.get(c.strip(), c.strip()) for c in conversations.split(",")]
-        expect = {registry.conversations.get(k, k): int(v) for k, v in (expect_from or {}).items()}
-        stored = self._run(fetch_stored(KitConfig.from_env().database_url, convs), 60)
-        result = check(history_from_clients([pool[d] for d in devices], stored, convs, expect))
+        clients = [self.ctx.devices.client(d) for d in devices]
+        fixtures = self.ctx.fixtures
+        convs = fixtures.conversations_of(conversations)
+        expect = {fixtures.conversation(k): int(v) for k, v in (expect_from or {}).items()}
+        stored = stored_rows(self.ctx.db, *convs)
+        result = check(history_from_clients(clients, stored, convs, expect))
         return self._judge([("devices", result)])
 
     def _judge(self, results: list[tuple[str, CheckResult]]) -> dict[str, Any]:
@@ -324,7 +289,7 @@ class CCSLoad:
             logger.info(f"{name}: {result.summary()}")
         totals = {a: sum(r.counts[a] for _, r in results) for a in ANOMALIES}
         for anomaly, value in totals.items():
-            recorder.record(f"checker {anomaly}", value, "messages", 0, "<=")
+            self.ctx.metrics.record(f"checker {anomaly}", value, "messages", 0, "<=")
         failed = [f"'{n}': {r.describe()}" for n, r in results if not r.ok]
         if failed:
             raise AssertionError("consistency check failed:\n" + "\n".join(failed))
@@ -420,7 +385,7 @@ class CCSLoad:
     ) -> dict[str, Any]:
         """Devices fire shuffled receipts over two sockets each; fails unless every device's
         stored cursors end at the maximum it sent."""
-        dsn = KitConfig.from_env().database_url
+        dsn = self.ctx.database_url
         outcome = self._run(
             races.receipt_race(self._fleet(name), self._room(name, room), dsn, devices, per_device),
             60,
@@ -439,7 +404,7 @@ class CCSLoad:
         | Record Figure | ws_delivery_avg_ms | ${avg} | ms | < | 50 |
         | Record Figure | messages_per_s     | ${rate} | msg/s |
         """
-        metric = recorder.record(name, value, unit, threshold, op or "<=")
+        metric = self.ctx.metrics.record(name, value, unit, threshold, op or "<=")
         shown = f"{name} = {value:.3f} {unit}"
         if threshold is None:
             logger.info(shown)
@@ -455,11 +420,9 @@ class CCSLoad:
     def server_process_id(self) -> int:
         """PID of the server under test: the started reference server, or the local process
         listening on ``SUT_URL``'s port. Fails when the server is not on this machine."""
-        if target.pid:
-            return target.pid
-        from urllib.parse import urlsplit
-
-        port = urlsplit(target.require()).port or 80
+        if self.ctx.target.pid:
+            return self.ctx.target.pid
+        port = urlsplit(self.ctx.target.require()).port or 80
         pid = listening_pid(port)
         if pid is None:
             raise AssertionError(f"no local process listens on port {port}: cannot sample it")
@@ -469,9 +432,7 @@ class CCSLoad:
     def start_server_monitor(self, interval: timedelta = timedelta(milliseconds=500)) -> int:
         """Samples the server's RSS, CPU and PostgreSQL connections in the background."""
         pid = self.server_process_id()
-        self._monitor = ServerMonitor(
-            pid, KitConfig.from_env().database_url, interval.total_seconds()
-        )
+        self._monitor = ServerMonitor(pid, self.ctx.database_url, interval.total_seconds())
 
         async def start() -> None:
             assert self._monitor is not None
@@ -488,10 +449,10 @@ class CCSLoad:
         report = self._run(self._monitor.stop(), 30)
         self._monitor = None
         for s in report.samples:
-            recorder.add_point("server_rss_mib", s.rss_mib, "MiB", s.t)
-            recorder.add_point("server_cpu_pct", s.cpu_percent, "%", s.t)
+            self.ctx.metrics.add_point("server_rss_mib", s.rss_mib, "MiB", s.t)
+            self.ctx.metrics.add_point("server_cpu_pct", s.cpu_percent, "%", s.t)
         for t, n in report.db_connections:
-            recorder.add_point("server_db_connections", n, "connections", t)
+            self.ctx.metrics.add_point("server_db_connections", n, "connections", t)
         summary = report.summary()
         logger.info(f"server monitor: {summary}")
         return summary
@@ -499,12 +460,9 @@ class CCSLoad:
     @keyword
     def server_rss_mib(self) -> float:
         """The server's resident memory now, in MiB."""
-        import psutil
-
         return float(psutil.Process(self.server_process_id()).memory_info().rss / 2**20)
 
     @keyword
     def server_database_connections(self) -> list[dict[str, Any]]:
         """``pg_stat_activity`` rows that belong to the server process (pool + listener)."""
-        dsn = KitConfig.from_env().database_url
-        return self._run(server_db_connections(dsn, self.server_process_id()), 30)
+        return self._run(server_db_connections(self.ctx.database_url, self.server_process_id()), 30)

@@ -1,58 +1,65 @@
-"""Robot Framework library: psycopg2 helpers for what DatabaseLibrary lacks."""
+"""Keywords: the kit's SQL link to the server's database, for what DatabaseLibrary lacks."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from ccskit.api import registry
-from ccskit.config import KitConfig
-from ccskit.db import CcsDb
 from robot.api import logger
-from robot.api.deco import keyword, library
+from robot.api.deco import keyword
+
+from ..context import KitContext
+from ..db import CcsDb
 
 
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSDatabase:
+class DatabaseKeywords:
     """Direct access to the server's PostgreSQL database beyond DatabaseLibrary's assertions.
 
     SQL assertions use DatabaseLibrary (see the ``database.resource`` vocabulary); this library
     adds: writing a message the way another program would, reading cursors and presence as
     dictionaries, and LISTEN/NOTIFY. Connects to ``DATABASE_URL``
-    (default ``postgresql://postgres@127.0.0.1:5432/ccs``). Parameterised SQL only.
+    (default ``postgresql://postgres@127.0.0.1:5432/ccs``) until `Use Database` points every
+    SQL check of the kit elsewhere (a private cluster). Parameterised SQL only.
 
     | `Connect To CCS Database` |
     | ${row}= | `Insert Message As Another Program` | team-room | alice-phone | hi |
     | ${cursors}= | `Device Cursors` | bob-tablet | team-room |
     """
 
-    def __init__(self) -> None:
-        self._db: CcsDb | None = None
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
 
     @property
     def db(self) -> CcsDb:
-        if self._db is None:
-            self.connect_to_ccs_database()
-        assert self._db is not None
-        return self._db
+        return self.ctx.db
 
     @keyword
     def database_url(self) -> str:
-        """The ``DATABASE_URL`` the kit checks (the one the server under test writes to)."""
-        return KitConfig.from_env().database_url
+        """The database the kit checks: ``DATABASE_URL``, or the one `Use Database` named."""
+        return self.ctx.database_url
+
+    @keyword
+    def use_database(self, url: str | None = None) -> str:
+        """Points every SQL check of the kit at ``url`` (none: back to ``DATABASE_URL``);
+        returns the URL now in use. DatabaseLibrary's own connection is re-opened separately.
+
+        | Use Database | ${private_url} |
+        | Use Database | # back to DATABASE_URL |
+        """
+        return self.ctx.use_database(url)
 
     @keyword
     def connect_to_ccs_database(self, database_url: str | None = None) -> None:
-        """Opens the helper's autocommit connection (idempotent)."""
-        if self._db is None:
-            self._db = CcsDb(database_url or KitConfig.from_env().database_url)
+        """Opens the kit's autocommit connection, on ``database_url`` when given (as
+        `Use Database`)."""
+        if database_url:
+            self.ctx.use_database(database_url)
+        _ = self.ctx.db
 
     @keyword
     def disconnect_from_ccs_database(self) -> None:
-        """Closes the helper's connections."""
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Closes the kit's SQL connections (the next check opens them again)."""
+        self.ctx.close_db()
 
     @keyword
     def insert_message_as_another_program(
@@ -62,8 +69,8 @@ class CCSDatabase:
 
         | ${row}= | Insert Message As Another Program | team-room | alice-phone | hi |
         """
-        user_id, device_id = registry.device(sender_device)
-        conv = registry.conversations.get(conversation, conversation)
+        user_id, device_id = self.ctx.fixtures.device(sender_device)
+        conv = self.ctx.fixtures.conversation(conversation)
         payload = {"text": body} if isinstance(body, str) else body
         row = self.db.insert_message(conv, user_id, device_id, payload, client_msg_id)
         logger.info(f"inserted directly: {row}")
@@ -72,13 +79,13 @@ class CCSDatabase:
     @keyword
     def device_cursors(self, device: str, conversation: str) -> dict[str, Any]:
         """``{delivered_upto, read_upto}`` stored for a device in a conversation."""
-        device_id = registry.device(device)[1]
-        return self.db.cursors(device_id, registry.conversations.get(conversation, conversation))
+        device_id = self.ctx.fixtures.device_id(device)
+        return self.db.cursors(device_id, self.ctx.fixtures.conversation(conversation))
 
     @keyword
     def device_presence(self, device: str) -> dict[str, Any]:
         """The ``device_presence`` row of ``device`` as a dictionary (fails if missing)."""
-        device_id = registry.device(device)[1]
+        device_id = self.ctx.fixtures.device_id(device)
         row = self.db.presence(device_id)
         if row is None:
             raise AssertionError(f"expected a device_presence row for '{device}' ({device_id})")
@@ -97,4 +104,4 @@ class CCSDatabase:
     @keyword
     def wait_for_notification(self, channel: str, timeout: timedelta = timedelta(seconds=5)) -> str:
         """Payload of the next NOTIFY on ``channel``; fails after ``timeout``."""
-        return self.db.wait_notification(channel, timeout.total_seconds())
+        return self.db.wait_notification(channel, self.ctx.scaled(timeout))

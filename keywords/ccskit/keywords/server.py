@@ -1,23 +1,23 @@
-"""Robot Framework library: start the reference server, or attach to ``SUT_URL``."""
+"""Keywords: start the reference server and named nodes, or attach to ``SUT_URL``."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
+import os
 import signal
 from datetime import timedelta
 
-from ccskit import server as nodes_mod
-from ccskit.config import KitConfig, target, ws_url_for
-from ccskit.server import ServerProcess, server_checkout, wait_healthy
+import requests
 from robot.api import logger
-from robot.api.deco import keyword, library
+from robot.api.deco import keyword
+
+from ..config import ws_url_for
+from ..context import KitContext
+from ..server import ServerProcess, server_checkout, wait_healthy
 
 THIRTY_S = timedelta(seconds=30)
 
 
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSServer:
+class ServerKeywords:
     """The server under test: the reference server as a child process, or one given by URL.
 
     With ``SUT_URL`` set (``http://host:port``) `Start Or Attach Server` checks its health and
@@ -30,18 +30,17 @@ class CCSServer:
     | `Stop Reference Server` |
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
         self._process: ServerProcess | None = None
-        # An interrupted run must not leave server nodes behind.
-        atexit.register(_kill_nodes)
 
     @keyword
     def start_or_attach_server(self, timeout: timedelta = THIRTY_S) -> str:
         """Uses ``SUT_URL`` if set, else starts the reference server; returns the base URL."""
-        sut_url = KitConfig.from_env().sut_url
+        sut_url = self.ctx.config.sut_url
         if sut_url:
-            wait_healthy(sut_url, timeout.total_seconds())
-            target.base_url, target.pid = sut_url, None
+            wait_healthy(sut_url, self.ctx.scaled(timeout))
+            self.ctx.target.base_url, self.ctx.target.pid = sut_url, None
             logger.info(f"Using the server under test at {sut_url} (SUT_URL)")
             return sut_url
         return self.start_reference_server(timeout)
@@ -54,10 +53,10 @@ class CCSServer:
         """
         running = self._process is not None and self._process.proc is not None
         if running and self._process.proc.poll() is None:  # type: ignore[union-attr]
-            raise AssertionError(f"a reference server already runs at {target.base_url}")
+            raise AssertionError(f"a reference server already runs at {self.ctx.target.base_url}")
         self._process = ServerProcess(env=dict(env))
-        base_url = self._process.start(timeout.total_seconds())
-        target.base_url, target.pid = base_url, self._process.pid
+        base_url = self._process.start(self.ctx.scaled(timeout))
+        self.ctx.target.base_url, self.ctx.target.pid = base_url, self._process.pid
         logger.info(
             f"Reference server started at {base_url} (pid {self._process.pid}, "
             f"log {self._process.log_path})"
@@ -72,17 +71,17 @@ class CCSServer:
         code = self._process.stop()
         logger.info(f"Reference server stopped (exit code {code}, log {self._process.log_path})")
         self._process = None
-        target.pid = None
+        self.ctx.target.pid = None
 
     @keyword
     def server_base_url(self) -> str:
         """``http://host:port`` of the server under test."""
-        return target.require()
+        return self.ctx.target.require()
 
     @keyword
     def server_websocket_url(self) -> str:
         """``ws://host:port/ws`` of the server under test."""
-        return ws_url_for(target.require())
+        return ws_url_for(self.ctx.target.require())
 
     @keyword
     def server_pid(self) -> int:
@@ -110,13 +109,13 @@ class CCSServer:
 
         | ${url}= | Start Reference Node | node-1 | DATABASE_URL=${db} | REDIS_URL=${redis} |
         """
-        old = nodes_mod.nodes.get(name)
+        old = self.ctx.nodes.started.get(name)
         if old is not None and old.proc is not None and old.proc.poll() is None:
             raise AssertionError(f"node '{name}' already runs at {old.base_url}")
         merged = {**(old.env if old else {}), **env, "CCS_NODE_ID": name}
         process = ServerProcess(env=merged, cwd=server_checkout(), port=old.port if old else 0)
-        base_url = process.start(timeout.total_seconds())
-        nodes_mod.nodes[name] = process
+        base_url = process.start(self.ctx.scaled(timeout))
+        self.ctx.nodes.started[name] = process
         logger.info(f"node '{name}' at {base_url} (pid {process.pid}, log {process.log_path})")
         return base_url
 
@@ -127,7 +126,7 @@ class CCSServer:
         | Kill Process | ${pid} |
         | Restart Reference Node | node-1 |
         """
-        process = nodes_mod.node(name)
+        process = self.ctx.nodes(name)
         if process.proc is not None and process.proc.poll() is None:
             return process.base_url
         return self.start_reference_node(name, timeout)
@@ -135,17 +134,17 @@ class CCSServer:
     @keyword
     def reference_node_url(self, name: str) -> str:
         """``http://host:port`` of node ``name``."""
-        return nodes_mod.node(name).base_url
+        return self.ctx.nodes(name).base_url
 
     @keyword
     def reference_node_websocket_url(self, name: str) -> str:
         """``ws://host:port/ws`` of node ``name``."""
-        return ws_url_for(nodes_mod.node(name).base_url)
+        return ws_url_for(self.ctx.nodes(name).base_url)
 
     @keyword
     def reference_node_pid(self, name: str) -> int:
-        """PID of node ``name`` (for `Kill Process` of CCSFaults)."""
-        pid = nodes_mod.node(name).pid
+        """PID of node ``name`` (for `Kill Process`)."""
+        pid = self.ctx.nodes(name).pid
         if pid is None:
             raise AssertionError(f"node '{name}' has no process")
         return pid
@@ -153,24 +152,24 @@ class CCSServer:
     @keyword
     def reference_node_should_be_running(self, name: str) -> None:
         """Fails unless node ``name`` runs and answers ``/health`` with 200."""
-        process = nodes_mod.node(name)
+        process = self.ctx.nodes(name)
         if process.proc is None or process.proc.poll() is not None:
             raise AssertionError(f"node '{name}' is not running\n{process.log_tail()}")
-        wait_healthy(process.base_url, 10.0, process.proc)
+        wait_healthy(process.base_url, self.ctx.scaled(10.0), process.proc)
 
     @keyword
     def use_reference_node(self, name: str) -> str:
         """Makes node ``name`` the server under test of the other libraries (REST fixtures,
         default WebSocket URL); returns its base URL."""
-        process = nodes_mod.node(name)
-        target.base_url, target.pid = process.base_url, process.pid
+        process = self.ctx.nodes(name)
+        self.ctx.target.base_url, self.ctx.target.pid = process.base_url, process.pid
         return process.base_url
 
     @keyword
     def stop_reference_node(self, name: str, graceful: bool = True) -> int | None:
         """Stops node ``name``: SIGTERM (graceful: 1012 to clients) or SIGKILL; returns the
         exit code. The node stays known, so `Restart Reference Node` can bring it back."""
-        process = nodes_mod.node(name)
+        process = self.ctx.nodes(name)
         if process.proc is None or process.proc.poll() is not None:
             return process.proc.returncode if process.proc else None
         if graceful:
@@ -181,19 +180,44 @@ class CCSServer:
     @keyword
     def stop_all_reference_nodes(self) -> None:
         """Stops every node started by name and forgets them (suite teardown)."""
-        for name, process in list(nodes_mod.nodes.items()):
-            code = process.stop()
-            logger.info(f"node '{name}' stopped (exit code {code}, log {process.log_path})")
-        nodes_mod.nodes.clear()
+        logs = {name: p.log_path for name, p in self.ctx.nodes.started.items()}
+        for name, code in self.ctx.nodes.stop_all().items():
+            logger.info(f"node '{name}' stopped (exit code {code}, log {logs[name]})")
 
     @keyword
     def attach_to_server(self, base_url: str) -> None:
         """Makes ``base_url`` the server under test again (after a multi-node suite)."""
-        target.base_url, target.pid = base_url, None
+        self.ctx.target.base_url, self.ctx.target.pid = base_url, None
 
+    # ----- configuration and health -------------------------------------------------------
+    @keyword
+    def own_server_configuration_is_possible(self) -> bool:
+        """True when the suite may start its own reference node with short timeouts and low
+        limits: no ``SUT_URL``, or ``SUT_URL`` is itself a reference server on loopback (the
+        runner started it). A team's own server keeps its configuration: False."""
+        sut = self.ctx.config.sut_url
+        if not sut:
+            return True
+        if os.environ.get("CCS_HOSTILE_OWN_NODE", "").lower() in ("0", "false", "no"):
+            return False
+        try:
+            info = requests.get(f"{sut}/openapi.json", timeout=5).json().get("info", {})
+        except (requests.RequestException, ValueError):
+            return False
+        local = sut.startswith(("http://127.0.0.1:", "http://localhost:"))
+        return local and info.get("title") == "CCS reference server"
 
-def _kill_nodes() -> None:
-    """Last resort at interpreter exit: stop every node still running."""
-    for process in list(nodes_mod.nodes.values()):
-        with contextlib.suppress(Exception):
-            process.stop(timeout=3)
+    @keyword
+    def server_should_be_alive(self) -> None:
+        """``GET /health`` answers 200 and, for a node started here, its process runs."""
+        for process in self.ctx.nodes.started.values():
+            proc = process.proc
+            if (
+                process.base_url == self.ctx.target.base_url
+                and proc is not None
+                and proc.poll() is not None
+            ):
+                raise AssertionError(f"the server exited with {proc.returncode}")
+        response = requests.get(f"{self.ctx.target.require()}/health", timeout=self.ctx.scaled(5.0))
+        if response.status_code != 200:
+            raise AssertionError(f"/health answered {response.status_code}: {response.text}")

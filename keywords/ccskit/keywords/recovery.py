@@ -1,32 +1,30 @@
-"""Robot Framework library: live traffic during a fault, and the consistency check after it."""
+"""Keywords: live traffic during a fault, and the consistency check after it."""
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from datetime import timedelta
 from typing import Any
 
-import psycopg2
 import requests
-from ccskit.api import registry
-from ccskit.checker import check
-from ccskit.config import KitConfig, scaled
-from ccskit.loop import shared_loop
-from ccskit.metrics import recorder
-from ccskit.recovery import LiveTraffic, TrafficPlan, conversation_head, stored_rows
-from ccskit.server import node
 from robot.api import logger
-from robot.api.deco import keyword, library
-from robot.libraries.BuiltIn import BuiltIn
+from robot.api.deco import keyword
+
+from ..checker import check
+from ..client import DeviceClient, wait_until
+from ..context import KitContext
+from ..db import CcsDb
+from ..faults.backends import find_backends
+from ..percentile import latency_summary
+from ..recovery import LiveTraffic, TrafficPlan, conversation_head, stored_rows
+from .devices import measure_delivery
 
 
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSRecovery:
+class RecoveryKeywords:
     """Live traffic through the reference client while a fault happens, then the checker.
 
-    A few devices (connected with ``CCSDevices``' `Connect Resilient Device`) send at a modest,
+    A few devices (connected with `Connect Resilient Device`) send at a modest,
     steady rate; every message is retried from the client's outbox with the same key until it
     is acknowledged. Afterwards `Live Traffic Should Be Consistent` reads the database and runs
     the consistency checker: zero lost, unexpected, duplicated, mismatched, out of order,
@@ -34,19 +32,22 @@ class CCSRecovery:
 
     | `Start Live Traffic` | team-room | alice-laptop | bob-tablet | receivers=${all} |
     | `Wait For Acknowledged Sends` | 20 |
-    | `Kill PostgreSQL` | # CCSFaults |
+    | `Kill PostgreSQL` |
     | `Stop Live Traffic` |
     | `Live Traffic Should Be Consistent` |
     """
 
-    def __init__(self) -> None:
-        self._loop = shared_loop()
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
         self._traffic: LiveTraffic | None = None
         self._terminated_listeners: dict[str, set[int]] = {}
 
-    def _clients(self, aliases: list[str]) -> list[Any]:
-        devices: Any = BuiltIn().get_library_instance("CCSDevices")
-        return [devices.client(a) for a in aliases]
+    def _clients(self, aliases: list[str]) -> list[DeviceClient]:
+        return [self.ctx.devices.client(a) for a in aliases]
+
+    def _wait(self, clients: list[DeviceClient], predicate: Any, seconds: float) -> bool:
+        """Waits on the loop for ``predicate`` over state the ``clients`` change."""
+        return bool(self.ctx.loop.run(wait_until(clients, predicate, seconds), seconds + 5))
 
     @property
     def traffic(self) -> LiveTraffic:
@@ -71,14 +72,14 @@ class CCSRecovery:
 
         | Start Live Traffic | team-room | alice-laptop | bob-tablet | rate=30 |
         """
-        if self._traffic is not None and self._traffic._stop and not self._traffic._stop.is_set():
+        if self._traffic is not None and self._traffic.running:
             raise AssertionError("live traffic is already running; stop it first")
-        conv = registry.conversations.get(conversation, conversation)
-        plan = TrafficPlan(conv, rate, max_messages, scaled(max_time))
+        conv = self.ctx.fixtures.conversation(conversation)
+        plan = TrafficPlan(conv, rate, max_messages, self.ctx.scaled(max_time))
         names = list(receivers or senders)
         traffic = LiveTraffic(plan, self._clients(list(senders)), self._clients(names))
-        traffic.start_head = conversation_head(KitConfig.from_env().database_url, conv)
-        self._loop.run(traffic.start(), 10)
+        traffic.start_head = conversation_head(self.ctx.db, conv)
+        self.ctx.loop.run(traffic.start(), 10)
         self._traffic = traffic
         logger.info(f"live traffic to {conv} from {senders} at {rate}/s, receivers {names}")
 
@@ -93,14 +94,12 @@ class CCSRecovery:
         """
         traffic = self.traffic
         target = traffic.acked_count() + count
-        deadline = time.monotonic() + scaled(timeout)
-        while traffic.acked_count() < target:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"expected {count} more acknowledged sends within {scaled(timeout):.1f} s, "
-                    f"got {traffic.acked_count() - target + count}; {traffic.summary()}"
-                )
-            time.sleep(0.05)  # the driver runs on another thread; poll its counters
+        seconds = self.ctx.scaled(timeout)
+        if not self._wait(traffic.senders, lambda: traffic.acked_count() >= target, seconds):
+            raise AssertionError(
+                f"expected {count} more acknowledged sends within {seconds:.1f} s, "
+                f"got {traffic.acked_count() - target + count}; {traffic.summary()}"
+            )
         return traffic.acked_count()
 
     @keyword
@@ -112,14 +111,12 @@ class CCSRecovery:
 
         | Wait For Send Errors | unavailable | timeout=5s |
         """
-        deadline = time.monotonic() + scaled(timeout)
-        while len(self.traffic.errors_of(code)) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"expected {count} send(s) answered with error '{code}' within "
-                    f"{scaled(timeout):.1f} s; replies so far {self.traffic.summary()}"
-                )
-            time.sleep(0.05)  # the driver runs on another thread; poll its counters
+        traffic, seconds = self.traffic, self.ctx.scaled(timeout)
+        if not self._wait(traffic.senders, lambda: len(traffic.errors_of(code)) >= count, seconds):
+            raise AssertionError(
+                f"expected {count} send(s) answered with error '{code}' within "
+                f"{seconds:.1f} s; replies so far {traffic.summary()}"
+            )
         return [
             {"device": d, "client_msg_id": m, "t": t, "latency_s": lat}
             for d, m, t, lat in self.traffic.errors_of(code)
@@ -129,21 +126,22 @@ class CCSRecovery:
     def stop_live_traffic(self, drain: timedelta = timedelta(seconds=20)) -> dict[str, Any]:
         """Stops new sends and lets every sender flush its outbox for up to ``drain``;
         returns ``{attempted, acked_unique, unacked, replies, seconds}`` and records them."""
-        seconds = scaled(drain)
-        summary = self._loop.run(self.traffic.stop(seconds), seconds + 30)
+        seconds = self.ctx.scaled(drain)
+        summary = self.ctx.loop.run(self.traffic.stop(seconds), seconds + 30)
         logger.info(f"live traffic stopped: {json.dumps(summary)}")
         self._mark_first_acks()
         if summary["crashes"]:
             raise AssertionError(f"live traffic senders crashed: {summary['crashes']}")
-        recorder.record("traffic attempted", summary["attempted"], "messages")
-        recorder.record("traffic unacked after drain", summary["unacked"], "messages", 0, "<=")
+        self.ctx.metrics.record("traffic attempted", summary["attempted"], "messages")
+        self.ctx.metrics.record(
+            "traffic unacked after drain", summary["unacked"], "messages", 0, "<="
+        )
         return summary
 
     def _mark_first_acks(self) -> None:
         """Put the first acknowledged send after each recovery on the fault timeline, so the
         report's fault timeline shows it for every fault, not only where a test asserted it."""
-        faults: Any = BuiltIn().get_library_instance("CCSFaults")
-        timeline = faults.get_fault_timeline()
+        timeline = [e.as_dict() for e in self.ctx.faults.timeline.events(None)]
         for i, event in enumerate(timeline):
             if event["event"] != "recovered":
                 continue
@@ -154,14 +152,14 @@ class CCSRecovery:
             first = self.traffic.first_ack_after(event["t"])
             if first is not None and (following is None or first < following["t"]):
                 detail = f"{first - event['t']:.3f} s after recovery (live traffic)"
-                faults.record_fault_event(event["kind"], "first_ack", detail, t=first)
+                self.ctx.faults.timeline.record(event["kind"], "first_ack", detail, first)
 
     @keyword
     def stop_live_traffic_if_running(self) -> None:
         """Teardown helper: stops traffic without draining, never fails."""
-        if self._traffic is not None and self._traffic._stop and not self._traffic._stop.is_set():
+        if self._traffic is not None and self._traffic.running:
             try:
-                self._loop.run(self._traffic.stop(0.0), 30)
+                self.ctx.loop.run(self._traffic.stop(0.0), 30)
             except Exception as exc:  # teardown must go on
                 logger.warn(f"stopping live traffic failed: {exc}")
 
@@ -190,18 +188,16 @@ class CCSRecovery:
         metric with threshold 0.
         """
         traffic = self.traffic
-        url = database_url or KitConfig.from_env().database_url
-        rows = stored_rows(url, traffic.plan.conversation_id)
-        deadline = time.monotonic() + scaled(settle)
-        while traffic.undelivered(rows) and time.monotonic() < deadline:
-            time.sleep(0.05)  # frames arrive on the loop thread; poll what they delivered
+        rows = stored_rows(self._db(database_url), traffic.plan.conversation_id)
+        seconds = self.ctx.scaled(settle)
+        self._wait(traffic.receivers, lambda: not traffic.undelivered(rows), seconds)
         late = traffic.undelivered(rows)
         if late:
-            logger.info(f"still undelivered after {scaled(settle):.0f} s: {late}")
+            logger.info(f"still undelivered after {seconds:.0f} s: {late}")
         result = check(traffic.history(rows))
         logger.info(f"checker: {result.summary()}")
         for anomaly, value in result.counts.items():
-            recorder.record(f"checker {anomaly}", value, "messages", 0, "<=")
+            self.ctx.metrics.record(f"checker {anomaly}", value, "messages", 0, "<=")
         if not result.ok:
             raise AssertionError(f"consistency check failed:\n{result.describe()}")
         if result.info.get("acked", 0) == 0:
@@ -227,25 +223,25 @@ class CCSRecovery:
         | Restart PostgreSQL |
         | Recovery Time Should Be At Most | db_kill | 5 s |
         """
-        faults: Any = BuiltIn().get_library_instance("CCSFaults")
-        events = [e for e in faults.get_fault_timeline(kind) if e["event"] == "recovered"]
+        timeline = self.ctx.faults.timeline
+        events = [e for e in timeline.events(kind) if e.event == "recovered"]
         if not events:
             raise AssertionError(f"no 'recovered' event of fault '{kind}' on the timeline")
-        back = events[-1]["t"]
-        deadline = time.monotonic() + scaled(timeout)
-        first = self.traffic.first_ack_after(back, devices)
-        while first is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # the driver runs on another thread; poll its acks
-            first = self.traffic.first_ack_after(back, devices)
+        back, traffic = events[-1].t, self.traffic
+        wait_s = self.ctx.scaled(timeout)
+        self._wait(
+            traffic.senders, lambda: traffic.first_ack_after(back, devices) is not None, wait_s
+        )
+        first = traffic.first_ack_after(back, devices)
         if first is None:
             raise AssertionError(
-                f"no send was acknowledged within {scaled(timeout):.0f} s after '{kind}' "
-                f"recovered; {self.traffic.summary()}"
+                f"no send was acknowledged within {wait_s:.0f} s after '{kind}' "
+                f"recovered; {traffic.summary()}"
             )
         seconds = round(first - back, 3)
-        faults.record_fault_event(kind, "first_ack", f"{seconds:.3f} s after recovery", t=first)
+        timeline.record(kind, "first_ack", f"{seconds:.3f} s after recovery", first)
         limit_s = limit.total_seconds()
-        recorder.record("recovery_time_s", seconds, "s", limit_s, "<=")
+        self.ctx.metrics.record("recovery_time_s", seconds, "s", limit_s, "<=")
         logger.info(f"'{kind}': first acknowledged send {seconds:.3f} s after recovery")
         if seconds > limit_s:
             raise AssertionError(
@@ -266,20 +262,19 @@ class CCSRecovery:
         if not refused:
             raise AssertionError(f"no send was answered with '{code}': the fault missed them")
         devices = {c.alias: c.device_id for c in self.traffic.senders}
-        url = database_url or KitConfig.from_env().database_url
-        sql = "SELECT count(*) FROM messages WHERE sender_device_id = %s AND client_msg_id = %s"
+        db = self._db(database_url)
+        sql = (
+            "SELECT count(*) AS n FROM messages WHERE sender_device_id = %s AND client_msg_id = %s"
+        )
         wrong = []
-        with psycopg2.connect(url, connect_timeout=5) as conn, conn.cursor() as cur:
-            for alias, cmid in sorted(refused):
-                cur.execute(sql, (devices[alias], cmid))
-                (count,) = cur.fetchone() or (0,)
-                if count != 1:
-                    wrong.append(f"{alias}/{cmid} stored {count} times")
-        conn.close()
+        for alias, cmid in sorted(refused):
+            count = int(db.rows(sql, (devices[alias], cmid))[0]["n"])
+            if count != 1:
+                wrong.append(f"{alias}/{cmid} stored {count} times")
         if wrong:
             raise AssertionError(f"refused sends not stored exactly once after retry: {wrong}")
         logger.info(f"{len(refused)} sends refused with '{code}' were retried and stored once")
-        recorder.record(f"sends refused with {code} then stored", len(refused), "messages")
+        self.ctx.metrics.record(f"sends refused with {code} then stored", len(refused), "messages")
         return len(refused)
 
     @keyword
@@ -296,22 +291,16 @@ class CCSRecovery:
 
         | Cross Node Delivery Should Be Within | team-room | ${SENT_IDS} | ${devices} | 1000 |
         """
-        lib: Any = BuiltIn().get_library_instance("CCSDevices")
-        values = sorted(
-            lib.delivery_latency(d, conversation, m, timeout, metric="cross_node_latency_ms")
+        values = [
+            measure_delivery(self.ctx, d, conversation, m, timeout, "cross_node_latency_ms")
             for d in devices
             for m in client_msg_ids
+        ]
+        summary = latency_summary(values)
+        self.ctx.metrics.record("cross_node_latency_p50_ms", summary["p50_ms"], "ms")
+        self.ctx.metrics.record(
+            "cross_node_latency_p99_ms", summary["p99_ms"], "ms", limit_ms, "<="
         )
-        if not values:
-            raise AssertionError("no latency was measured")
-
-        def rank(p: float) -> float:
-            return values[min(len(values) - 1, max(0, math.ceil(p * len(values)) - 1))]
-
-        summary = {"count": len(values), "p50_ms": rank(0.5), "p99_ms": rank(0.99)}
-        summary["max_ms"] = values[-1]
-        recorder.record("cross_node_latency_p50_ms", summary["p50_ms"], "ms")
-        recorder.record("cross_node_latency_p99_ms", summary["p99_ms"], "ms", limit_ms, "<=")
         logger.info(f"cross-node delivery latency: {summary}")
         if summary["max_ms"] > limit_ms:
             raise AssertionError(
@@ -328,8 +317,9 @@ class CCSRecovery:
 
         | Node Health Should Report | node-1 | redis | ok |
         """
-        url = f"{node(name).base_url}/health"
-        deadline = time.monotonic() + scaled(timeout)
+        url = f"{self.ctx.nodes(name).base_url}/health"
+        seconds = self.ctx.scaled(timeout)
+        deadline = time.monotonic() + seconds
         last: Any = "no answer"
         while time.monotonic() < deadline:
             try:
@@ -340,34 +330,9 @@ class CCSRecovery:
                 last = type(exc).__name__
             time.sleep(0.1)  # polling another process's endpoint: there is no event to wait on
         raise AssertionError(
-            f"expected {url} to report {field}={value!r} within {scaled(timeout):.0f} s, "
+            f"expected {url} to report {field}={value!r} within {seconds:.0f} s, "
             f"last answer: {last}"
         )
-
-    @keyword
-    def heal_private_services(self) -> list[str]:
-        """Teardown helper: resumes, restarts and restores whatever a fault test left broken
-        (private PostgreSQL/Redis down or paused, proxies faulted); returns what it healed."""
-        faults: Any = BuiltIn().get_library_instance("CCSFaults")
-        kit, healed = faults._kit, []
-        for alias, pg in list(kit.postgres.items()):
-            if not pg.running:
-                faults.restart_postgresql(alias)
-                healed.append(f"restarted PostgreSQL {alias}")
-        for alias, rd in list(kit.redis.items()):
-            if not rd.running:
-                faults.restart_redis(alias)
-                healed.append(f"restarted Redis {alias}")
-        for pid in sorted(kit.paused_pids):
-            faults.resume_process(pid)
-            healed.append(f"resumed pid {pid}")
-        for alias, proxy in list(kit.proxies.items()):
-            if proxy.snapshot().get("mode") not in ("pass", "closed"):
-                faults.restore_proxy(alias)
-                healed.append(f"restored proxy {alias}")
-        if healed:
-            logger.info(f"healed: {healed}")
-        return healed
 
     @keyword
     def terminate_listener_of_node(self, name: str, server: str = "pg") -> list[int]:
@@ -378,8 +343,7 @@ class CCSRecovery:
         is not always ``LISTEN``: the application name is the reliable mark. Recorded on the
         timeline as ``db_listener_terminated``.
         """
-        faults: Any = BuiltIn().get_library_instance("CCSFaults")
-        kit = faults._kit
+        kit = self.ctx.faults
         pids = kit.terminate_backends(server, 1, application_name=f"ccs-listener {name}")
         kit.timeline.record("db_listener_terminated", "injected", f"{name} pids {pids}")
         self._terminated_listeners[name] = set(pids)
@@ -392,12 +356,10 @@ class CCSRecovery:
         """Waits until node ``name`` holds a new LISTEN connection (a PID other than the one
         terminated) and its ``/health`` says ``listener: listening``; returns the new PID and
         records ``recovered`` for ``db_listener_terminated``."""
-        from ccskit.faults.backends import find_backends
-
-        faults: Any = BuiltIn().get_library_instance("CCSFaults")
-        dsn = faults._kit.admin_dsn(server)
+        dsn = self.ctx.faults.admin_dsn(server)
         old = self._terminated_listeners.get(name, set())
-        deadline = time.monotonic() + scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
+        deadline = time.monotonic() + seconds
         fresh: list[int] = []
         while time.monotonic() < deadline:
             found = find_backends(dsn, application_name=f"ccs-listener {name}")
@@ -408,8 +370,16 @@ class CCSRecovery:
         if not fresh:
             raise AssertionError(
                 f"node '{name}' did not open a new LISTEN connection within "
-                f"{scaled(timeout):.0f} s (terminated: {sorted(old)})"
+                f"{seconds:.0f} s (terminated: {sorted(old)})"
             )
         self.node_health_should_report(name, "listener", "listening", timeout)
-        faults.record_fault_event("db_listener_terminated", "recovered", f"{name} pid {fresh[0]}")
+        self.ctx.faults.timeline.record(
+            "db_listener_terminated", "recovered", f"{name} pid {fresh[0]}"
+        )
         return fresh[0]
+
+    def _db(self, database_url: str | None) -> CcsDb:
+        """The kit's SQL link, or one to ``database_url`` when a keyword names another."""
+        if not database_url or database_url == self.ctx.database_url:
+            return self.ctx.db
+        return CcsDb(database_url)

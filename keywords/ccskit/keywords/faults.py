@@ -1,4 +1,4 @@
-"""Robot Framework library that injects real faults: processes killed, connections cut or stalled.
+"""Keywords that inject real faults: processes killed, connections cut or stalled.
 
 Private PostgreSQL and Redis instances (never the shared ones on 5432/6379), an asyncio TCP proxy
 for network faults, ``pg_terminate_backend`` of a server's connections, and signals to any process.
@@ -7,18 +7,19 @@ Every fault and its recovery is timestamped for the report's fault timeline.
 
 from __future__ import annotations
 
-import atexit
 import signal
 from datetime import timedelta
 from typing import Any
 
-from ccskit.faults import procs
-from ccskit.faults.common import FaultError, scaled
-from ccskit.faults.kit import FaultKit
-from ccskit.faults.postgres import STOP_SIGNALS
-from ccskit.faults.timeline import INJECTED
 from robot.api import logger
-from robot.api.deco import keyword, library
+from robot.api.deco import keyword
+
+from ..context import KitContext
+from ..faults import procs
+from ..faults.common import FaultError
+from ..faults.kit import FaultKit
+from ..faults.postgres import STOP_SIGNALS
+from ..faults.timeline import INJECTED
 
 _SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
 
@@ -33,8 +34,7 @@ def _signal(name: str) -> signal.Signals:
         raise FaultError(f"signal must be KILL, TERM or INT, got {name!r}") from None
 
 
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSFaults:
+class FaultKeywords:
     """Fault injection for CCS suites: private services, a TCP proxy, backend and process faults.
 
     Aliases name what the library started, so tests say ``db-link`` rather than a port. Fault
@@ -43,7 +43,8 @@ class CCSFaults:
     ``db_backends_terminated``, ``db_listener_terminated``, ``process_kill``, ``process_term``,
     ``process_pause``; events ``injected`` and ``recovered``.
 
-    Timeouts are Robot time strings (``10 s``) scaled by ``CCS_TIMEOUT_SCALE``.
+    Timeouts are Robot time strings (``10 s``) scaled by ``CCS_TIMEOUT_SCALE`` (by the fault
+    kit's own waits, so each is scaled once).
 
     | `Start Private PostgreSQL` | database=ccs |
     | ${url}= | `Start TCP Proxy` | db-link | 127.0.0.1:${pg_port} |
@@ -52,10 +53,12 @@ class CCSFaults:
     | `Stop All Faults` |
     """
 
-    def __init__(self) -> None:
-        self._kit = FaultKit()
-        # A crashed or interrupted run must not leave private clusters behind.
-        atexit.register(self._kit.stop_all)
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def _kit(self) -> FaultKit:
+        return self.ctx.faults
 
     # -- private PostgreSQL -------------------------------------------------------------
     @keyword("Start Private PostgreSQL")
@@ -365,7 +368,7 @@ class CCSFaults:
         | Kill Process | ${pid} | TERM |
         | Wait For Process Exit | ${pid} | 15 s |
         """
-        return procs.wait_for_exit(pid, scaled(timeout.total_seconds()))
+        return procs.wait_for_exit(pid, self.ctx.scaled(timeout))
 
     # -- timeline -----------------------------------------------------------------------
     @keyword
@@ -399,6 +402,30 @@ class CCSFaults:
         return [e.as_dict() for e in self._kit.timeline.events(kind)]
 
     # -- teardown -----------------------------------------------------------------------
+    @keyword
+    def heal_private_services(self) -> list[str]:
+        """Teardown helper: resumes, restarts and restores whatever a fault test left broken
+        (private PostgreSQL/Redis down or paused, proxies faulted); returns what it healed."""
+        healed = []
+        for alias, pg in list(self._kit.postgres.items()):
+            if not pg.running:
+                self.restart_postgresql(alias)
+                healed.append(f"restarted PostgreSQL {alias}")
+        for alias, rd in list(self._kit.redis.items()):
+            if not rd.running:
+                self.restart_redis(alias)
+                healed.append(f"restarted Redis {alias}")
+        for pid in sorted(self._kit.paused_pids):
+            self.resume_process(pid)
+            healed.append(f"resumed pid {pid}")
+        for alias, proxy in list(self._kit.proxies.items()):
+            if proxy.snapshot().get("mode") not in ("pass", "closed"):
+                self.restore_proxy(alias)
+                healed.append(f"restored proxy {alias}")
+        if healed:
+            logger.info(f"healed: {healed}")
+        return healed
+
     @keyword
     def stop_all_faults(self) -> None:
         """Resume paused processes, close proxies, kill and remove private services.

@@ -1,4 +1,4 @@
-"""Robot Framework library: many named device clients on one background asyncio loop."""
+"""Keywords: many named device clients on the kit's background asyncio loop."""
 
 from __future__ import annotations
 
@@ -7,34 +7,31 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from ccskit import timing
-from ccskit.api import registry
-from ccskit.client import ClientError, ConnectRefused, DeviceClient, ReconnectPolicy
-from ccskit.closecodes import describe_close
-from ccskit.config import scaled, target
-from ccskit.frames import Frame, describe_match, format_frames
-from ccskit.loop import shared_loop
-from ccskit.metrics import recorder
-from ccskit.server import node_ws_url
-from ccskit.tokens import mint_token
 from robot.api import logger
-from robot.api.deco import keyword, library
+from robot.api.deco import keyword
+
+from .. import timing
+from ..client import ClientError, ConnectRefused, DeviceClient, ReconnectPolicy
+from ..closecodes import describe_close
+from ..context import KitContext
+from ..frames import Frame, describe_match, format_frames
+from ..percentile import latency_summary
+from ..tokens import mint_token
 
 FIVE_S = timedelta(seconds=5)
 ONE_S = timedelta(seconds=1)
 
 
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSDevices:
+class DeviceKeywords:
     """Named CCS device clients (``alice-phone``, ``bob-tablet`` …) over real WebSockets.
 
-    All connections live on one asyncio loop that this library runs in a daemon thread, so
+    All connections live on the kit's one asyncio loop, running in a daemon thread, so
     heartbeats, presence and background receive keep going during ``Sleep`` or database
     keywords. Every received frame is recorded per device with its receive time (monotonic
     and wall clock); the wait keywords search what a device received since its *mark* (set
     by `Connect Device` and moved by `Mark Frames`).
 
-    Devices are named by their fixture name (see ``CCSApi``'s `Create Device`); the name is
+    Devices are named by their fixture name (see `Create Device`); the name is
     resolved to the real unique ids, and a device token is minted locally. Conversation
     arguments take a fixture name or a real id.
 
@@ -48,40 +45,31 @@ class CCSDevices:
     | `Close All Devices` |
     """
 
-    def __init__(self) -> None:
-        self._loop = shared_loop()
-        self._devices: dict[str, DeviceClient] = {}
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
         self._logged: dict[str, int] = {}
 
     # ----- helpers ---------------------------------------------------------------------------
     def _run(self, coro: Any, timeout: float) -> Any:
         try:
-            return self._loop.run(coro, timeout + 5.0)
+            return self.ctx.loop.run(coro, timeout + 5.0)
         finally:
             self._flush_log()
 
-    def client(self, alias: str) -> DeviceClient:
-        """The :class:`DeviceClient` behind ``alias`` (for other libraries, not a keyword)."""
-        return self._device(alias)
-
     def _device(self, alias: str) -> DeviceClient:
-        if alias not in self._devices:
-            known = ", ".join(sorted(self._devices)) or "none"
-            raise AssertionError(f"no device called '{alias}' was connected (known: {known})")
-        return self._devices[alias]
+        return self.ctx.devices.client(alias)
 
     def _flush_log(self) -> None:
         # Frames arrive on the loop thread; they are logged here, from Robot's thread.
-        for alias, client in self._devices.items():
+        for alias, client in self.ctx.devices.clients.items():
             start = self._logged.get(alias, 0)
             new = client.frames[start:]
             if new:
                 logger.debug(f"'{alias}' received:\n{format_frames(new, len(new))}")
                 self._logged[alias] = start + len(new)
 
-    @staticmethod
-    def _conv(conversation: str) -> str:
-        return registry.conversations.get(conversation, conversation)
+    def _conv(self, conversation: str) -> str:
+        return self.ctx.fixtures.conversation(conversation)
 
     @staticmethod
     def _body(body: Any) -> Any:
@@ -110,21 +98,21 @@ class CCSDevices:
         | ${welcome}= | Connect Device | alice-phone |
         | Connect Device | bob-tablet | resume=${True} |
         """
-        client = self._devices.get(alias)
+        client = self.ctx.devices.get(alias)
         if client is None:
             if user_id is None or device_id is None:
-                user_id, device_id = registry.device(alias)
+                user_id, device_id = self.ctx.fixtures.device(alias)
             client = DeviceClient(
                 alias,
-                target.ws_url,
+                self.ctx.target.ws_url,
                 token or mint_token(user_id, device_id),
                 user_id=user_id,
                 device_id=device_id,
                 token_in=token_in,
             )
-            self._devices[alias] = client
+            self.ctx.devices.add(client)
             self._logged[alias] = 0
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         welcome = self._run(client.open(resume=resume, timeout_s=seconds), seconds)
         logger.info(f"'{alias}' connected as {client.device_id}: {json.dumps(welcome)[:400]}")
         return welcome
@@ -153,7 +141,7 @@ class CCSDevices:
         except ConnectRefused as exc:
             return f"HTTP {exc.status}"
         except ClientError:
-            client = self._devices[alias]
+            client = self._device(alias)
             self.device_close_code(alias, timeout)
             errors = client.find("error", {}, since=client.connection_start)
             code = (errors[-1].data or {}).get("code") if errors else "no error frame"
@@ -166,7 +154,7 @@ class CCSDevices:
     def disconnect_device(self, alias: str, timeout: timedelta = FIVE_S) -> None:
         """Closes ``alias``'s connection cleanly (close code 1000). Recorded frames stay."""
         client = self._device(alias)
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         self._run(client.close(1000, "bye", seconds), seconds)
 
     @keyword
@@ -177,12 +165,12 @@ class CCSDevices:
     @keyword
     def close_all_devices(self) -> None:
         """Closes every device connection and forgets all devices (teardown keyword)."""
-        for alias, client in list(self._devices.items()):
+        for alias, client in list(self.ctx.devices.clients.items()):
             try:
                 self._run(client.close(1000, "teardown", 5.0), 5.0)
             except Exception as exc:  # teardown must close the rest even if one fails
                 logger.warn(f"closing '{alias}' failed: {exc}")
-        self._devices.clear()
+        self.ctx.devices.clients.clear()
         self._logged.clear()
 
     # ----- reconnecting (Phase 3) ---------------------------------------------------------------
@@ -197,28 +185,29 @@ class CCSDevices:
     ) -> dict[str, Any]:
         """Connects ``alias`` to the first of ``nodes`` and lets it reconnect by itself.
 
-        ``nodes`` are node names of CCSServer (``node-1``) or URLs; after a reconnectable close
-        (1001/1006/1011/1012, 4000-4499) the client dials again with exponential backoff and
-        full jitter (capped at ``backoff_cap``), moving to the next node after each failed
-        attempt, resumes from its last seq per conversation and re-sends its outbox with the
-        same ``client_msg_id``. A device already known keeps its frames and seqs: connecting
-        it again (``resume=True``) is a reconnect to another node. Returns the ``welcome``.
+        ``nodes`` are node names (`Start Reference Node`, ``node-1``) or URLs; after a
+        reconnectable close (1001/1006/1011/1012, 4000-4499) the client dials again with
+        exponential backoff and full jitter (capped at ``backoff_cap``), moving to the next
+        node after each failed attempt, resumes from its last seq per conversation and
+        re-sends its outbox with the same ``client_msg_id``. A device already known keeps its
+        frames and seqs: connecting it again (``resume=True``) is a reconnect to another
+        node. Returns the ``welcome``.
 
         | Connect Resilient Device | alice-laptop | node-1 | node-2 |
         """
-        urls = [node_ws_url(n) for n in nodes] or [target.ws_url]
-        client = self._devices.get(alias)
+        urls = [self.ctx.nodes.ws_url(n) for n in nodes] or [self.ctx.target.ws_url]
+        client = self.ctx.devices.get(alias)
         if client is None:
-            user_id, device_id = registry.device(alias)
+            user_id, device_id = self.ctx.fixtures.device(alias)
             client = DeviceClient(
                 alias, urls[0], mint_token(user_id, device_id), user_id=user_id,
                 device_id=device_id,
             )  # fmt: skip
-            self._devices[alias] = client
+            self.ctx.devices.add(client)
             self._logged[alias] = 0
         client.url = urls[0]
-        client.enable_reconnect(urls, ReconnectPolicy(cap_s=scaled(backoff_cap)))
-        seconds = scaled(timeout)
+        client.enable_reconnect(urls, ReconnectPolicy(cap_s=self.ctx.scaled(backoff_cap)))
+        seconds = self.ctx.scaled(timeout)
         welcome = self._run(client.open(resume=resume, timeout_s=seconds), seconds)
         logger.info(f"'{alias}' connected to {urls[0]} (fail-over {urls[1:]}): {welcome}"[:600])
         return welcome
@@ -238,12 +227,12 @@ class CCSDevices:
         | Should Be Equal | ${r}[node_id] | node-2 |
         """
         client = self._device(alias)
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         record = self._run(client.wait_reconnects(count, seconds), seconds).as_dict()
         logger.info(f"'{alias}' reconnect {count}: {record}")
         if not record["ok"]:
             raise AssertionError(f"'{alias}' expected reconnect {count} to succeed: {record}")
-        recorder.add_samples("reconnect_downtime_s", [record["downtime_s"]], "s")
+        self.ctx.metrics.add_samples("reconnect_downtime_s", [record["downtime_s"]], "s")
         return record
 
     @keyword
@@ -261,7 +250,7 @@ class CCSDevices:
         """Waits until ``alias`` is connected and no reconnect is running; returns the node id
         of its welcome."""
         client = self._device(alias)
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         self._run(client.wait_connected(seconds), seconds)
         return self.device_node_id(alias)
 
@@ -307,7 +296,7 @@ class CCSDevices:
     ) -> dict[str, Any]:
         """Sends a message and returns the reply as is (``ack`` or ``error``)."""
         client = self._device(alias)
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         coro = client.send_message(
             self._conv(conversation), self._body(body), client_msg_id, seconds
         )
@@ -329,7 +318,7 @@ class CCSDevices:
         frame: dict[str, Any] = {"type": command, **fields}
         if "conversation_id" in frame:
             frame["conversation_id"] = self._conv(str(frame["conversation_id"]))
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         return self._run(client.request(frame, seconds), seconds)
 
     @keyword
@@ -358,7 +347,7 @@ class CCSDevices:
     @keyword
     def resend_outbox(self, alias: str, timeout: timedelta = FIVE_S) -> list[dict[str, Any]]:
         """Re-sends every unacknowledged message with its original ``client_msg_id``."""
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         return self._run(self._device(alias).resend_outbox(seconds), seconds * 10)
 
     # ----- observing -------------------------------------------------------------------------
@@ -382,7 +371,7 @@ class CCSDevices:
         """
         client = self._device(alias)
         fields = self._resolve_fields(fields)
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         frame: Frame = self._run(client.wait_for(frame_type, fields, seconds), seconds)
         return dict(frame.data or {})
 
@@ -405,7 +394,7 @@ class CCSDevices:
         """
         client = self._device(alias)
         fields = self._resolve_fields(fields)
-        seconds = scaled(window)
+        seconds = self.ctx.scaled(window)
         try:
             frame: Frame = self._run(client.wait_for(frame_type, fields, seconds), seconds)
         except ClientError:
@@ -473,18 +462,8 @@ class CCSDevices:
 
         | ${ms}= | Delivery Latency | bob-tablet | team-room | ${ack}[client_msg_id] |
         """
-        conv = self._conv(conversation)
-        sent = timing.sent_at(conv, client_msg_id)
-        if sent is None:
-            raise AssertionError(f"no send of client_msg_id '{client_msg_id}' was recorded")
-        client = self._device(alias)
-        seconds = scaled(timeout)
-        fields = {"conversation_id": conv, "client_msg_id": client_msg_id}
-        frame: Frame = self._run(client.wait_for("message", fields, seconds, since=0), seconds)
-        latency_ms = round((frame.mono - sent) * 1000.0, 3)
-        recorder.add_samples(metric, [latency_ms], "ms")
-        logger.info(f"'{alias}' received {client_msg_id} {latency_ms:.2f} ms after the send")
-        return latency_ms
+        self._flush_log()
+        return measure_delivery(self.ctx, alias, conversation, client_msg_id, timeout, metric)
 
     @keyword
     def record_delivery_latencies(
@@ -496,7 +475,8 @@ class CCSDevices:
         timeout: timedelta = FIVE_S,
     ) -> dict[str, float]:
         """Latency of every message at every device: records samples, p50/max metrics; fails
-        when the worst exceeds ``limit_ms``. Returns ``{count, p50_ms, p95_ms, max_ms}``.
+        when the worst exceeds ``limit_ms``. Returns ``{count, p50_ms, p95_ms, p99_ms, max_ms}``
+        (nearest-rank percentiles).
 
         | Record Delivery Latencies | team-room | ${SENT_IDS} | ${devices} | limit_ms=1000 |
         """
@@ -506,9 +486,9 @@ class CCSDevices:
             for cmid in client_msg_ids
         ]
         summary = latency_summary(values)
-        recorder.record("delivery_latency_p50_ms", summary["p50_ms"], "ms")
-        recorder.record("delivery_latency_p95_ms", summary["p95_ms"], "ms")
-        recorder.record("delivery_latency_max_ms", summary["max_ms"], "ms", limit_ms, "<=")
+        self.ctx.metrics.record("delivery_latency_p50_ms", summary["p50_ms"], "ms")
+        self.ctx.metrics.record("delivery_latency_p95_ms", summary["p95_ms"], "ms")
+        self.ctx.metrics.record("delivery_latency_max_ms", summary["max_ms"], "ms", limit_ms, "<=")
         if summary["max_ms"] > limit_ms:
             raise AssertionError(
                 f"expected every delivery to {', '.join(devices)} within {limit_ms:.0f} ms, "
@@ -530,7 +510,7 @@ class CCSDevices:
     def device_close_code(self, alias: str, timeout: timedelta = FIVE_S) -> str:
         """Waits for ``alias``'s connection to close; returns e.g. ``4001 slow consumer``."""
         client = self._device(alias)
-        seconds = scaled(timeout)
+        seconds = self.ctx.scaled(timeout)
         with contextlib.suppress(ClientError):  # wait_for returns early once closed
             self._run(client.wait_for("__closed__", {}, seconds), seconds)
         if client.close_code is None:
@@ -552,21 +532,28 @@ class CCSDevices:
         return fields
 
 
-def latency_summary(values: list[float]) -> dict[str, float]:
-    """``{count, p50_ms, p95_ms, max_ms}`` (nearest-rank percentiles)."""
-    if not values:
-        raise AssertionError("no latency was measured")
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return ordered[max(0, min(len(ordered) - 1, round(p * len(ordered) + 0.5) - 1))]
-
-    return {
-        "count": float(len(ordered)),
-        "p50_ms": round(rank(0.50), 3),
-        "p95_ms": round(rank(0.95), 3),
-        "max_ms": round(ordered[-1], 3),
-    }
+def measure_delivery(
+    ctx: KitContext,
+    alias: str,
+    conversation: str,
+    client_msg_id: str,
+    timeout: timedelta,
+    metric: str = "delivery_latency_ms",
+) -> float:
+    """Waits until device ``alias`` received ``client_msg_id``; records and returns the
+    milliseconds from its send (shared by the single-node and cross-node latency keywords)."""
+    conv = ctx.fixtures.conversation(conversation)
+    sent = timing.sent_at(conv, client_msg_id)
+    if sent is None:
+        raise AssertionError(f"no send of client_msg_id '{client_msg_id}' was recorded")
+    client = ctx.devices.client(alias)
+    seconds = ctx.scaled(timeout)
+    fields = {"conversation_id": conv, "client_msg_id": client_msg_id}
+    frame: Frame = ctx.loop.run(client.wait_for("message", fields, seconds, since=0), seconds + 5)
+    latency_ms = round((frame.mono - sent) * 1000.0, 3)
+    ctx.metrics.add_samples(metric, [latency_ms], "ms")
+    logger.info(f"'{alias}' received {client_msg_id} {latency_ms:.2f} ms after the send")
+    return latency_ms
 
 
 def describe_seq_problems(seen: list[int], expected: list[int]) -> str:

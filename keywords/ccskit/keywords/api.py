@@ -1,26 +1,27 @@
-"""Robot Framework library: the CCS REST API and fixtures with ids unique per run and process."""
+"""Keywords: the CCS REST API and fixtures with ids unique per run and process."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ccskit.api import CcsApi, registry
-from ccskit.config import target
-from ccskit.ids import unique_id
-from ccskit.tokens import mint_token
 from robot.api import logger
-from robot.api.deco import keyword, library
+from robot.api.deco import keyword
+
+from ..api import CcsApi
+from ..context import KitContext
+from ..ids import unique_id
+from ..tokens import mint_token
 
 
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSApi:
+class ApiKeywords:
     """REST calls to the server under test and the fixtures tests stand on.
 
     Fixtures have a *name* chosen by the test (``alice``, ``alice-phone``, ``team-room``) and a
     real id unique per run, per pabot process and per call (``alice-3fa9c1p1q4-17``), so tests
-    never collide and need no cleanup. Later keywords (here and in ``CCSDevices``) accept the
-    name. Tokens are minted locally with ``CCS_TOKEN_SECRET`` (HS256); fixture endpoints use
-    an admin token, message endpoints a token of the device named.
+    never collide and need no cleanup. Later keywords accept the name (or the real id); an
+    unknown name fails with the list of known ones. Tokens are minted locally with
+    ``CCS_TOKEN_SECRET`` (HS256); fixture endpoints use an admin token, message endpoints a
+    token of the device named.
 
     | `Create User` | alice |
     | `Create Device` | alice | alice-phone |
@@ -28,19 +29,15 @@ class CCSApi:
     | ${msg}= | `Post Message` | alice-phone | team-room | hello |
     """
 
-    def __init__(self) -> None:
-        self._api: CcsApi | None = None
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
 
     @property
     def api(self) -> CcsApi:
-        base = target.require()
-        if self._api is None or self._api.base_url != base:
-            self._api = CcsApi(base)
-        return self._api
+        return self.ctx.api
 
-    @staticmethod
-    def _conv(conversation: str) -> str:
-        return registry.conversations.get(conversation, conversation)
+    def _conv(self, conversation: str) -> str:
+        return self.ctx.fixtures.conversation(conversation)
 
     @keyword
     def create_user(self, name: str) -> str:
@@ -69,32 +66,32 @@ class CCSApi:
     @keyword
     def add_member(self, conversation: str, user: str) -> None:
         """Adds user fixture ``user`` to ``conversation``."""
-        self.api.add_member(self._conv(conversation), registry.user(user))
+        self.api.add_member(self._conv(conversation), self.ctx.fixtures.user(user))
 
     @keyword
     def remove_member(self, conversation: str, user: str) -> None:
         """Removes user fixture ``user`` from ``conversation``."""
-        self.api.remove_member(self._conv(conversation), registry.user(user))
+        self.api.remove_member(self._conv(conversation), self.ctx.fixtures.user(user))
 
     @keyword
     def user_id(self, name: str) -> str:
         """The real id of user fixture ``name``."""
-        return registry.user(name)
+        return self.ctx.fixtures.user(name)
 
     @keyword
     def device_id(self, name: str) -> str:
         """The real id of device fixture ``name``."""
-        return registry.device(name)[1]
+        return self.ctx.fixtures.device(name)[1]
 
     @keyword
     def device_ids_of_fixture(self, name: str) -> dict[str, str]:
         """``{user_id, device_id}`` of device fixture ``name``."""
-        user_id, device_id = registry.device(name)
+        user_id, device_id = self.ctx.fixtures.device(name)
         return {"user_id": user_id, "device_id": device_id}
 
     @keyword
     def conversation_id(self, name: str) -> str:
-        """The real id of conversation fixture ``name`` (a real id is returned as is)."""
+        """The real id of conversation fixture ``name`` (a known real id is returned as is)."""
         return self._conv(name)
 
     @keyword
@@ -129,7 +126,7 @@ class CCSApi:
     ) -> dict[str, Any]:
         """The ``{device_id, delivered, read}`` entry of ``device`` in a message's status."""
         status = self.message_status(viewer, conversation, seq)
-        device_id = registry.device(device)[1]
+        device_id = self.ctx.fixtures.device(device)[1]
         for entry in status.get("devices", []):
             if entry.get("device_id") == device_id:
                 return dict(entry)
@@ -140,15 +137,15 @@ class CCSApi:
     @keyword
     def presence_of_user(self, user: str) -> dict[str, Any]:
         """``GET /v1/users/{id}/presence`` for user fixture ``user``."""
-        return self.api.presence(registry.user(user))
+        return self.api.presence(self.ctx.fixtures.user(user))
 
     @keyword
     def mint_token(
         self, user: str, device: str | None = None, admin: bool = False, ttl: int = 3600
     ) -> str:
-        """A signed HS256 token for a user (and device) fixture name or real id."""
-        user_id = registry.users.get(user, user)
-        device_id = registry.devices[device][1] if device in registry.devices else device
+        """A signed HS256 token for a user (and device) fixture, by name or real id."""
+        user_id = self.ctx.fixtures.user(user)
+        device_id = self.ctx.fixtures.device_id(device) if device else None
         return mint_token(user_id, device_id, admin=admin, ttl_s=ttl)
 
     @keyword

@@ -1,0 +1,1 @@
+"""Hostile-input keywords: raw connections, tokens, the bystander and stored-state checks."""
