@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ..client import ReconnectPolicy, reconnectable
+from ..client import ReconnectPolicy
+from ..closecodes import may_reconnect
 from ..load import Closed, LeanConnection
 
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ class DeviceConnection(LeanConnection):
         code = self.ws.close_code if self.ws is not None else None
         self.closed = Closed(self.device.device_id, code, reason, time.time())
         self.run.closes.append(self.closed)
-        if reconnectable(code) and self.fleet.running:
+        if may_reconnect(code) and self.fleet.running:
             asyncio.get_running_loop().create_task(self._come_back())
 
     async def _come_back(self) -> None:
