@@ -22,20 +22,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from . import timing
-from .closecodes import describe_close
+from .closecodes import describe_close, may_reconnect
 from .frames import Frame, describe_match, format_frames, matches
 
 REPLY_TYPES = ("ack", "error", "welcome")
-#: Close codes after which the reference client reconnects by itself (besides 4000-4499):
-#: abnormal closure, going away, server error, service restart.
-RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012})
-
-
-def reconnectable(code: int | None) -> bool:
-    """Whether the reference client reconnects after ``code`` (protocol section 7)."""
-    if code is None:
-        return True
-    return code in RECONNECT_CODES or 4000 <= code <= 4499
 
 
 class ClientError(AssertionError):
@@ -422,7 +412,7 @@ class DeviceClient:
             self.policy is not None
             and not self._closing
             and not self._reconnecting
-            and reconnectable(self.close_code)
+            and may_reconnect(self.close_code)
         )
 
     async def _reconnect_loop(self, close_code: int | None) -> None:

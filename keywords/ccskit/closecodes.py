@@ -42,8 +42,24 @@ def _range_name(code: int) -> str:
     return "unknown code"
 
 
+#: Codes below 4000 after which a client may reconnect (docs/protocol.md section 7): normal
+#: closure, going away, abnormal closure (no close frame), server error, service restart.
+RECONNECT_CODES = frozenset({1000, 1001, 1006, 1011, 1012})
+
+
 def may_reconnect(code: int | None) -> bool:
-    """Range rule of the protocol: 4000-4499 reconnect allowed, 4500-4999 do not."""
+    """The kit's one reconnect rule (protocol section 7), used by every client of the kit.
+
+    - ``None`` (the connection was lost without a close frame) and the codes of
+      :data:`RECONNECT_CODES`: yes. 1000 is a yes because the protocol table says so: the
+      reference server never closes with 1000 on its own, so a 1000 a client did not ask for
+      means the session ended normally and the client may open a new one. A client that closed
+      its connection itself never reconnects, whatever the code (``DeviceClient.close``).
+    - 4000-4499: yes (range rule); 4500-4999: no.
+    - 1002, 1007, 1009 and any code the protocol does not name: no, since reconnecting cannot
+      fix the client's own fault, and a storm of reconnects must not follow a code the kit does
+      not understand.
+    """
     if code is None:
         return True
-    return not (4500 <= code <= 4999 or code in (1002, 1007, 1009))
+    return code in RECONNECT_CODES or 4000 <= code <= 4499

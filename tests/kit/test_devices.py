@@ -65,6 +65,7 @@ def test_close_codes_are_spelled_out_with_the_reconnect_rule() -> None:
     assert describe_close(4321, "custom") == "4321 reconnect allowed (custom)"
     assert describe_close(4777) == "4777 do not reconnect"
     assert may_reconnect(4004) and not may_reconnect(4501) and not may_reconnect(1009)
+    assert may_reconnect(1000)  # the protocol table allows it; a client closing itself never does
 
 
 def test_an_unknown_fixture_name_fails_with_the_known_names(devices: DeviceKeywords) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import psycopg2
 import pytest
 from ccskit.api import CcsApi
-from ccskit.client import ClientError, DeviceClient, ReconnectPolicy, reconnectable
+from ccskit.client import ClientError, DeviceClient, ReconnectPolicy
+from ccskit.closecodes import may_reconnect
 from ccskit.config import ws_url_for
 from ccskit.faults.proxy import TcpProxy
 from ccskit.fixtures import Fixtures
@@ -35,11 +36,12 @@ def run(coro: Any, timeout: float = 20.0) -> Any:
 # ----- pure rules ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [(1006, True), (1012, True), (1011, True), (1001, True), (4001, True), (4499, True),
-     (1000, False), (1002, False), (1009, False), (4500, False), (4501, False), (4503, False)],
+    [(None, True), (1000, True), (1006, True), (1012, True), (1011, True), (1001, True),
+     (4001, True), (4499, True), (1002, False), (1007, False), (1009, False), (1003, False),
+     (4500, False), (4501, False), (4503, False), (4777, False)],
 )  # fmt: skip
-def test_reconnects_only_after_reconnectable_close_codes(code: int, expected: bool) -> None:
-    assert reconnectable(code) is expected
+def test_one_reconnect_rule_follows_the_protocol_table(code: int | None, expected: bool) -> None:
+    assert may_reconnect(code) is expected
 
 
 def test_backoff_is_full_jitter_capped() -> None:
