@@ -8,6 +8,7 @@ PROCESSES ?= 2
 WORKERS ?= 2
 NAME ?=
 ROBOT_ARGS ?=
+RESULTS ?= results
 
 .DEFAULT_GOAL := help
 .PHONY: help venv services run test suite stress faults bench report health env-up env-down \
@@ -52,11 +53,11 @@ distributed: services venv ## Locust master + WORKERS local workers vs a referen
 mutation: services venv ## Plant each catalogued server defect, run the suites: MUTANTS= SUITES= MODEL_ONLY=1
 	MUTANTS="$(MUTANTS)" SUITES="$(SUITES)" MODEL_ONLY="$(MODEL_ONLY)" $(BIN)/python scripts/mutation.py $(MUTATION_ARGS)
 
-report: venv ## One-page performance and reliability report -> results/performance-report.html
-	$(BIN)/python scripts/report.py
+report: venv ## One-page performance and reliability report -> results/performance-report.html (RESULTS=dir)
+	$(BIN)/python scripts/report.py --results $(RESULTS)
 
 conformance: venv ## Which protocol statements and promises the last run proved -> results/conformance.html
-	$(BIN)/python scripts/conformance.py
+	$(BIN)/python scripts/conformance.py --results $(RESULTS)
 
 health: venv ## Is PostgreSQL, Redis and the server reachable and healthy?
 	$(BIN)/python scripts/health.py
