@@ -8,8 +8,8 @@ import sys
 
 from .auth import mint_token
 from .config import ConfigError, Settings
+from .errors import StartupError
 from .logs import setup_logging
-from .pg_store import StartupError
 
 
 def _run(coro: object) -> None:

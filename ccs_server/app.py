@@ -12,12 +12,18 @@ import asyncpg
 from aiohttp import web
 
 from .config import Settings
+from .errors import StartupError
 from .hub import Hub
 from .leases import LeaseStore, PgLeases, PresenceKeeper, RedisLeases
 from .metrics import Metrics
 from .node import NODE_KEY, Node
 from .pg_bus import Listener, PgBus
-from .pg_store import PgStore, StartupError, apply_migrations, check_durability
+from .pg_durability import check_durability
+from .pg_fixtures import PgFixtures
+from .pg_migrations import apply_migrations
+from .pg_pool import open_pool
+from .pg_presence import PgPresence
+from .pg_store import PgStore
 from .ports import Bus
 from .redis_bus import RedisBus, RedisLink
 from .rest import error_middleware, routes
@@ -56,15 +62,17 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     await prepare_database(settings)
     stop = stop or _signal_event()
     timeout_s = settings.db_timeout_ms / 1000
-    async with PgStore.open(
+    async with open_pool(
         settings.database_url, settings.db_pool_size, timeout_s, settings.node_id
-    ) as store:
+    ) as pool:
+        # the one place that picks the implementations of the ports (ports.py)
+        store, presence, fixtures = PgStore(pool), PgPresence(pool), PgFixtures(pool)
         metrics = Metrics()
-        pg_bus = PgBus(store.pool, settings.node_id)
+        pg_bus = PgBus(pool, settings.node_id)
         link = RedisLink(settings.redis_url) if settings.redis_url else None
         redis_bus = RedisBus(link, pg_bus, settings.node_id) if link is not None else None
         bus: Bus = redis_bus if redis_bus is not None else pg_bus
-        hub = Hub(settings, store, bus, metrics)
+        hub = Hub(settings, store, presence, bus, metrics)
         listener = Listener(
             settings.database_url,
             hub.on_change,
@@ -73,7 +81,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             metrics,
             settings.node_id,
         )
-        leases: LeaseStore = RedisLeases(link) if link else PgLeases(store.pool, timeout_s)
+        leases: LeaseStore = RedisLeases(link) if link else PgLeases(pool, timeout_s)
         keeper = PresenceKeeper(hub, leases, settings.node_lease_ms)
         await keeper.register()
         # devices an earlier run of this node id left online (crash): offline, and say so
@@ -85,7 +93,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         hub.start()
         listener.start()
         await asyncio.wait_for(listener.ready.wait(), 15)
-        node = Node(settings, store, bus, hub, listener, metrics, link)
+        node = Node(settings, store, presence, fixtures, bus, hub, listener, metrics, link)
         runner = web.AppRunner(build_app(node), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)

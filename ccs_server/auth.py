@@ -1,4 +1,5 @@
-"""HS256 tokens: minting for tests/fixtures and verification with an algorithm allowlist."""
+"""Authentication: HS256 tokens (minting, verification with an algorithm allowlist) and the
+device check shared by the WebSocket and REST sides."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from dataclasses import dataclass
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
+from .config import Settings
 from .errors import WireError
+from .ports import MessageStore
 
 # Config refuses a secret shorter than 32 bytes; a short key reaches jwt only when a test signs
 # with a wrong secret on purpose, where the library's per-call warning would be noise.
@@ -74,3 +77,21 @@ def verify_token(token: object, secret: str, issuer: str, audience: str) -> Iden
     if not isinstance(sub, str) or (dev is not None and not isinstance(dev, str)):
         raise WireError("auth_failed", "token invalid")
     return Identity(sub, dev, claims.get("role") == "admin", float(claims["exp"]))
+
+
+async def authenticate(settings: Settings, store: MessageStore, token: object) -> Identity:
+    """Verify a device token and that the device exists, belongs to the user and is not revoked.
+
+    The one check behind the WebSocket upgrade, ``hello`` and every device endpoint of the REST
+    API, so a revoked device is refused the same way everywhere.
+    """
+    s = settings
+    ident = verify_token(token, s.token_secret, s.token_issuer, s.token_audience)
+    if ident.device_id is None:
+        raise WireError("auth_failed", "token names no device")
+    owner = await store.device_owner(ident.device_id)
+    if owner is None or owner[0] != ident.user_id:
+        raise WireError("auth_failed", "unknown device")
+    if owner[1]:
+        raise WireError("auth_failed", "device revoked")
+    return ident

@@ -168,7 +168,7 @@ async def do_presence_query(hub: Hub, sess: Session, frame: dict[str, Any]) -> d
     # Only users sharing a conversation with the asker are looked up; anyone else is reported
     # exactly like an unknown user (offline, no devices), so the reply leaks nothing.
     visible = set(await hub.store.audience(sess.user_id))
-    found = await hub.store.presence_of([u for u in wanted if u in visible])
+    found = await hub.presence.presence_of([u for u in wanted if u in visible])
     for user in wanted:
         found.setdefault(user, {"status": "offline", "devices": []})
     out = {

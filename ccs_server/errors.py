@@ -101,3 +101,7 @@ def forbidden() -> WireError:
 def bad_request(message: str) -> WireError:
     """Shorthand for a structural/field error."""
     return WireError("bad_request", message)
+
+
+class StartupError(RuntimeError):
+    """The server must not start (not a wire error); the message says why and how to fix it."""

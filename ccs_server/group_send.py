@@ -34,7 +34,8 @@ from typing import Any
 import asyncpg
 
 from .errors import WireError
-from .pg_write import TxState, outcome_unknown, unavailable
+from .pg_errors import outcome_unknown, unavailable
+from .pg_write import TxState
 from .ports import WriteResult
 
 log = logging.getLogger("ccs.store")

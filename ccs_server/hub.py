@@ -10,8 +10,7 @@ from typing import Any
 from .config import Settings
 from .frames import dumps, iso, message_frame
 from .metrics import Metrics
-from .pg_store import PgStore
-from .ports import Bus, Row
+from .ports import Bus, MessageStore, PresenceStore, Row
 from .session import Cursor, Session
 
 log = logging.getLogger("ccs.hub")
@@ -25,10 +24,18 @@ OWN_SEND_WAIT_S = 0.25
 class Hub:
     """Registry of this node's sessions and the delivery machinery around them."""
 
-    def __init__(self, settings: Settings, store: PgStore, bus: Bus, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MessageStore,
+        presence: PresenceStore,
+        bus: Bus,
+        metrics: Metrics,
+    ) -> None:
         self.settings = settings
         self.node_id = settings.node_id
         self.store = store
+        self.presence = presence
         self.bus = bus
         self.metrics = metrics
         self.by_user: dict[str, set[Session]] = {}
@@ -161,7 +168,7 @@ class Hub:
         # only inserts (version 1) can come from a send batch; edits are written one by one
         convs = {c for (c, _), v in wanted.items() if v == 1}
         # batches started later than now cannot have written an already notified row
-        pending = set(self.store.group.writing(convs))
+        pending = set(self.store.writing(convs))
         deadline = asyncio.get_running_loop().time() + OWN_SEND_WAIT_S
         while pending and convs:
             left = deadline - asyncio.get_running_loop().time()
@@ -321,7 +328,7 @@ class Hub:
         timer = self.offline_timers.pop(sess.device_id, None)
         if timer is not None:
             timer.cancel()  # reconnected inside the grace period: no offline/online flap
-        if await self.store.set_online(sess.user_id, sess.device_id, status, self.node_id):
+        if await self.presence.set_online(sess.user_id, sess.device_id, status, self.node_id):
             await self._publish_presence(sess.user_id, sess.device_id)
 
     def device_gone(self, sess: Session) -> None:
@@ -338,7 +345,7 @@ class Hub:
             return
         self.offline_timers.pop(device, None)
         try:
-            if await self.store.set_offline(device, self.node_id):
+            if await self.presence.set_offline(device, self.node_id):
                 await self._publish_presence(user, device)
         except Exception:
             log.warning("could not store offline presence", extra={"device_id": device})
@@ -348,7 +355,7 @@ class Hub:
         await self._publish_presence(user, device)
 
     async def _publish_presence(self, user: str, device: str) -> None:
-        summary = await self.store.user_presence(user)
+        summary = await self.presence.user_presence(user)
         mine = next((d for d in summary["devices"] if d["device_id"] == device), None)
         if mine is None:
             return

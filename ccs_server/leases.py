@@ -136,7 +136,7 @@ class PresenceKeeper:
 
     def __init__(self, hub: Hub, leases: LeaseStore, lease_ms: int) -> None:
         self.hub = hub
-        self.store = hub.store
+        self.presence = hub.presence
         self.leases = leases
         self.lease_ms = lease_ms
         self.node_id = hub.node_id
@@ -151,16 +151,8 @@ class PresenceKeeper:
 
     async def register(self) -> None:
         """Record this node and where its lease lives (peers judge only same-store nodes)."""
-        await self.store.pool.execute(
-            "INSERT INTO nodes (node_id, instance, lease_until, lease_store)"
-            " VALUES ($1, $2, now() + $3 * interval '1 millisecond', $4)"
-            " ON CONFLICT (node_id) DO UPDATE SET instance = EXCLUDED.instance,"
-            " lease_until = EXCLUDED.lease_until, lease_store = EXCLUDED.lease_store",
-            self.node_id,
-            self.instance,
-            self.lease_ms,
-            self.leases.kind,
-            timeout=self.store.timeout,
+        await self.presence.register_node(
+            self.node_id, self.instance, self.lease_ms, self.leases.kind
         )
 
     async def stop(self, release: bool = True) -> None:
@@ -202,31 +194,19 @@ class PresenceKeeper:
     async def repair_own(self) -> None:
         """Make stored presence match the sessions this node holds."""
         hub = self.hub
-        stale = await self.store.pool.fetch(
-            "SELECT device_id, user_id FROM device_presence"
-            " WHERE node_id = $1 AND status <> 'offline'",
-            self.node_id,
-            timeout=self.store.timeout,
-        )
-        for rec in stale:
-            device = rec["device_id"]
+        for device, user in await self.presence.online_on(self.node_id):
             if device in hub.by_device or device in hub.offline_timers:
                 continue  # connected here, or its grace period is still running
-            if await self.store.set_offline(device, self.node_id):
-                await hub.publish_presence(rec["user_id"], device)
+            if await self.presence.set_offline(device, self.node_id):
+                await hub.publish_presence(user, device)
         if not hub.by_device:
             return
-        stored = await self.store.pool.fetch(
-            "SELECT device_id, status FROM device_presence WHERE device_id = ANY($1::text[])",
-            list(hub.by_device),
-            timeout=self.store.timeout,
-        )
-        known = {r["device_id"]: r["status"] for r in stored}
+        known = await self.presence.statuses(list(hub.by_device))
         for device, sessions in list(hub.by_device.items()):
             if known.get(device, "offline") != "offline" or not sessions:
                 continue
             user = next(iter(sessions)).user_id
-            if await self.store.set_online(user, device, "online", self.node_id):
+            if await self.presence.set_online(user, device, "online", self.node_id):
                 log.info("presence re-applied", extra={"device_id": device})
                 await hub.publish_presence(user, device)
 
@@ -240,15 +220,7 @@ class PresenceKeeper:
             return
         if time.monotonic() - self.healthy_since < self.lease_ms / 1000:
             return
-        recs = await self.store.pool.fetch(
-            "SELECT DISTINCT p.node_id FROM device_presence p"
-            " JOIN nodes n ON n.node_id = p.node_id AND n.lease_store = $2"
-            " WHERE p.status <> 'offline' AND p.node_id <> $1",
-            self.node_id,
-            self.leases.kind,
-            timeout=self.store.timeout,
-        )
-        nodes = [r["node_id"] for r in recs]
+        nodes = await self.presence.nodes_holding_devices(self.node_id, self.leases.kind)
         if not nodes:
             return
         alive = await self.leases.alive(nodes)
@@ -258,17 +230,12 @@ class PresenceKeeper:
 
     async def reap_node(self, node: str) -> int:
         """Set ``node``'s devices offline and broadcast each; returns how many changed."""
-        recs = await self.store.pool.fetch(
-            "UPDATE device_presence SET status = 'offline', last_seen = now()"
-            " WHERE node_id = $1 AND status <> 'offline' RETURNING device_id, user_id",
-            node,
-            timeout=self.store.timeout,
-        )
+        recs = await self.presence.offline_node(node)
         if recs:
             log.warning(
                 "devices of a node without lease set offline",
                 extra={"node": node, "devices": len(recs)},
             )
-        for rec in recs:
-            await self.hub.publish_presence(rec["user_id"], rec["device_id"])
+        for device, user in recs:
+            await self.hub.publish_presence(user, device)
         return len(recs)

@@ -1,16 +1,19 @@
-"""Strict decoding of client JSON: what Python's ``json`` accepts but the wire contract does not.
+"""Limits enforced at the edge: strict JSON, echoable refs and the per-connection command rate.
+
+Strict decoding of client JSON: what Python's ``json`` accepts but the wire contract does not.
 
 ``json.loads`` accepts ``NaN``/``Infinity`` literals and numbers that overflow to ``inf``,
-and decodes ``"\\ud800"`` into a lone surrogate that cannot be encoded as UTF-8 again. Each of
-these used to travel on into the database driver or the socket writer and fail there (an
-``internal`` error, or a connection whose writer died silently). They are refused here, at the
-edge, as ``invalid_json`` or ``bad_request``.
+and decodes ``"\\ud800"`` into a lone surrogate that cannot be encoded as UTF-8 again. Let
+through, each would fail later in the database driver or the socket writer (an ``internal``
+error, or a connection whose writer dies silently), so they are refused here, at the edge, as
+``invalid_json`` or ``bad_request``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -147,3 +150,23 @@ def _skip_value(text: str, i: int) -> int:
             i += 1
         if depth == 0 and (ch == '"' or ch in _CLOSE):
             return i
+
+
+class TokenBucket:
+    """Per-connection command rate limit (burst = rate)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.tokens, self.stamp = rate, rate, time.monotonic()
+        self.strikes = 0
+
+    def take(self) -> float:
+        """0 if allowed, else seconds until the next token."""
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.strikes = 0
+            return 0.0
+        self.strikes += 1
+        return (1 - self.tokens) / self.rate

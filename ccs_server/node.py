@@ -10,17 +10,18 @@ from .config import Settings
 from .hub import Hub
 from .metrics import Metrics
 from .pg_bus import Listener
-from .pg_store import PgStore
-from .ports import Bus
+from .ports import Bus, FixtureStore, MessageStore, PresenceStore
 from .redis_bus import RedisLink
 
 
 @dataclass
 class Node:
-    """Everything a request handler needs."""
+    """Everything a request handler needs, storage and bus as their ports (ports.py)."""
 
     settings: Settings
-    store: PgStore
+    store: MessageStore
+    presence: PresenceStore
+    fixtures: FixtureStore
     bus: Bus
     hub: Hub
     listener: Listener

@@ -1,25 +1,21 @@
-"""PostgreSQL implementation of the storage ports (asyncpg pool), migrations and start-up checks."""
+"""PostgreSQL implementation of ``MessageStore``: messages, cursors and membership."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import asyncpg
 
-from .errors import WireError
 from .group_send import GroupSender, SendArgs
 from .pg_deadline import BoundedPool
-from .pg_write import UNREACHABLE, TxState, unavailable, write
+from .pg_errors import db_errors
+from .pg_pool import open_pool
+from .pg_write import TxState, write
 from .ports import ConvState, Row, WriteResult
 
-log = logging.getLogger("ccs.store")
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-MIGRATION_LOCK = 731_001  # advisory lock key: nodes starting together migrate one at a time
 MSG_COLS = (
     "id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, body::text AS body,"
     " version, deleted, created_at, edited_at"
@@ -31,89 +27,24 @@ GROUP_WRITERS = 4  # group-commit statements in flight at once (see group_send.p
 GROUP_MAX = 256  # sends per statement: bounds one transaction's locks and result size
 
 
-class StartupError(RuntimeError):
-    """The server must not start; the message says why and how to fix it."""
-
-
-@contextlib.contextmanager
-def db_errors() -> Any:
-    """Map connection-level failures of a read (or a fixture write) to ``unavailable``."""
-    try:
-        yield
-    except UNREACHABLE as exc:
-        raise unavailable() from exc
-
-
-async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
-    """Apply pending ``migrations/NNNN_*.sql`` files in order; return the versions applied."""
-    applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-    try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-            version = path.stem
-            if version in done:
-                continue
-            async with conn.transaction():
-                await conn.execute(path.read_text())
-                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
-            applied.append(version)
-            log.info("migration applied", extra={"version": version})
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
-    return applied
-
-
-async def check_durability(conn: asyncpg.Connection, allow_unsafe: bool) -> None:
-    """Refuse to start when commits could be lost (fsync or synchronous_commit off)."""
-    fsync = await conn.fetchval("SHOW fsync")
-    sync_commit = await conn.fetchval("SHOW synchronous_commit")
-    problems = []
-    if fsync != "on":
-        problems.append(f"fsync={fsync}")
-    if sync_commit == "off":
-        problems.append(f"synchronous_commit={sync_commit}")
-    if problems and not allow_unsafe:
-        raise StartupError(
-            "refusing to start: PostgreSQL may lose acknowledged messages ("
-            + ", ".join(problems)
-            + "); turn them on or set CCS_ALLOW_UNSAFE_DURABILITY=true"
-        )
-    if problems:
-        log.warning("unsafe durability allowed", extra={"settings": problems})
-
-
-async def _keep_session(_conn: asyncpg.Connection) -> None:
-    """Pool release hook: nothing to reset.
-
-    asyncpg's default reset sends RESET ALL/UNLISTEN/CLOSE ALL on every release: one extra round
-    trip per query. Pool connections never LISTEN, SET, lock or leave cursors open (transactions
-    are context-managed), so there is no session state to clear.
-    """
-
-
 class PgStore:
-    """MessageStore + PresenceStore + fixtures on one asyncpg pool.
+    """``MessageStore`` on the node's pool.
 
-    Every call is bounded by ``timeout_s`` as a whole (acquire + query + release, see
+    Every call is bounded by the pool's deadline as a whole (acquire + query + release, see
     pg_deadline.py): a stalled database link answers ``unavailable`` in time instead of hanging.
     """
 
-    def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
-        self.pool = BoundedPool(pool, timeout_s)
-        self.timeout = timeout_s
+    def __init__(self, pool: BoundedPool) -> None:
+        self.pool = pool
+        self.timeout = pool.timeout
         # group commit: at most half the pool writes sends, the rest serves reads and fetches;
-        # a send waits at most ``timeout_s`` from its arrival, queueing included
+        # a send waits at most ``timeout`` from its arrival, queueing included
         self.group = GroupSender(
             self._write,
             self._send_one,
             min(GROUP_WRITERS, pool.get_max_size() // 2),
             GROUP_MAX,
-            deadline_s=timeout_s,
+            deadline_s=self.timeout,
         )
 
     @classmethod
@@ -121,21 +52,13 @@ class PgStore:
     async def open(
         cls, dsn: str, size: int, timeout_s: float, node_id: str = ""
     ) -> AsyncIterator[PgStore]:
-        """Create the pool (bounded by ``size``) and close it on exit."""
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=min(2, size),
-            max_size=size,
-            command_timeout=timeout_s,
-            timeout=timeout_s,  # connect timeout (asyncpg's default is 60 s)
-            server_settings={"application_name": f"ccs-pool {node_id}"},
-            reset=_keep_session,
-        )
-        store = cls(pool, timeout_s)
-        try:
-            yield store
-        finally:
-            await store.pool.close()
+        """A store on a pool of its own (closed on exit): for tools and tests."""
+        async with open_pool(dsn, size, timeout_s, node_id) as pool:
+            yield cls(pool)
+
+    def writing(self, convs: Iterable[str]) -> list[asyncio.Future[None]]:
+        """Completion of the send batches in flight that touch any of ``convs``."""
+        return self.group.writing(convs)
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         with db_errors():
@@ -339,112 +262,6 @@ class PgStore:
         )
         return [r["user_id"] for r in recs] or [user]
 
-    # ---- presence ---------------------------------------------------------------------------
-    async def set_online(self, user: str, device: str, status: str, node: str) -> bool:
-        """Store the device as ``status`` on ``node``; True if its stored status changed."""
-        rec = await self._fetchrow(
-            "WITH old AS (SELECT status FROM device_presence WHERE device_id = $1)"
-            " INSERT INTO device_presence (device_id, user_id, status, last_seen, node_id)"
-            " VALUES ($1, $2, $3, now(), $4) ON CONFLICT (device_id) DO UPDATE SET"
-            " status = EXCLUDED.status, user_id = EXCLUDED.user_id, last_seen = now(),"
-            " node_id = EXCLUDED.node_id RETURNING (SELECT status FROM old) AS old_status",
-            device,
-            user,
-            status,
-            node,
-        )
-        return rec is None or rec["old_status"] != status
-
-    async def set_offline(self, device: str, node: str) -> bool:
-        """Mark offline unless another node has taken the device over; True if it changed."""
-        rec = await self._fetchrow(
-            "UPDATE device_presence SET status = 'offline', last_seen = now()"
-            " WHERE device_id = $1 AND node_id = $2 AND status <> 'offline' RETURNING device_id",
-            device,
-            node,
-        )
-        return rec is not None
-
-    async def reset_node_presence(self, node: str) -> None:
-        """At start: devices this node id left online (crash) are offline now."""
-        with db_errors():
-            await self.pool.execute(
-                "UPDATE device_presence SET status = 'offline', last_seen = now()"
-                " WHERE node_id = $1 AND status <> 'offline'",
-                node,
-            )
-
-    async def user_presence(self, user: str) -> Row:
-        """User status (online if any device is, else away if any is, else offline) and devices."""
-        return (await self.presence_of([user]))[user]
-
-    async def presence_of(self, users: Sequence[str]) -> dict[str, Row]:
-        """``user_presence`` of several users in one query."""
-        recs = await self._fetch(
-            "SELECT user_id, device_id, status, last_seen, node_id FROM device_presence"
-            " WHERE user_id = ANY($1::text[]) ORDER BY user_id, device_id",
-            list(users),
-        )
-        devices: dict[str, list[Row]] = {u: [] for u in users}
-        for r in recs:
-            row = dict(r)
-            devices[row.pop("user_id")].append(row)
-        out = {}
-        for user, devs in devices.items():
-            statuses = {d["status"] for d in devs}
-            status = next((s for s in ("online", "away") if s in statuses), "offline")
-            out[user] = {"user_id": user, "status": status, "devices": devs}
-        return out
-
-    # ---- fixtures (admin REST) ----------------------------------------------------------------
-    async def create_user(self, user: str, display_name: str | None) -> None:
-        """Insert a user; conflict if it exists."""
-        await self._fixture(
-            "INSERT INTO users (id, display_name) VALUES ($1, $2)", user, display_name
-        )
-
-    async def create_device(self, user: str, device: str, name: str | None) -> None:
-        """Insert a device of ``user``."""
-        await self._fixture(
-            "INSERT INTO devices (id, user_id, name) VALUES ($1, $2, $3)", device, user, name
-        )
-
-    async def create_conversation(
-        self, conv: str, title: str | None, members: Sequence[str]
-    ) -> None:
-        """Insert a conversation with its members in one transaction."""
-
-        async def insert(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO conversations (id, title) VALUES ($1, $2)", conv, title
-                )
-                await conn.executemany(
-                    "INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2)",
-                    [(conv, m) for m in dict.fromkeys(members)],
-                )
-
-        with db_errors(), _fixture_errors():
-            await self.pool.run(insert)
-
-    async def add_member(self, conv: str, user: str) -> None:
-        """Add ``user`` to ``conv``."""
-        await self._fixture(
-            "INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2)",
-            conv,
-            user,
-        )
-
-    async def remove_member(self, conv: str, user: str) -> bool:
-        """Remove ``user`` from ``conv``; False if not a member."""
-        with db_errors():
-            res = await self.pool.execute(
-                "DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
-                conv,
-                user,
-            )
-        return res != "DELETE 0"
-
     async def ping(self) -> bool:
         """True if the database answers."""
         try:
@@ -452,17 +269,3 @@ class PgStore:
         except Exception:
             return False
         return True
-
-    async def _fixture(self, sql: str, *args: Any) -> None:
-        with db_errors(), _fixture_errors():
-            await self.pool.execute(sql, *args)
-
-
-@contextlib.contextmanager
-def _fixture_errors() -> Any:
-    try:
-        yield
-    except asyncpg.UniqueViolationError:
-        raise WireError("conflict", "already exists") from None
-    except asyncpg.ForeignKeyViolationError:
-        raise WireError("not_found", "a referenced user or conversation does not exist") from None

@@ -20,42 +20,17 @@ statement held are released at once instead of when the lock it waits for is gra
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from .errors import WireError
 from .pg_deadline import BoundedPool, connection_intact
+from .pg_errors import UNREACHABLE, outcome_unknown, unavailable
 
-# Errors that mean "the database is not reachable right now" (or did not answer in time).
-UNREACHABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    # "sorry, too many clients already": the server is saturated, not the request wrong
-    asyncpg.TooManyConnectionsError,
-    # class 57: statement_timeout (the statement cancelled, its transaction rolled back), a
-    # backend terminated (pg_terminate_backend, shutdown, crash), "cannot connect now"
-    asyncpg.exceptions.OperatorInterventionError,
-)
 # statement_timeout this much before the client-side deadline, so PostgreSQL cancels first
 SERVER_TIMEOUT_SHARE = 0.9
-NOT_STORED = "database unavailable; nothing was stored, retry"
-UNKNOWN = "database failed while committing; retry with the same client_msg_id to learn the outcome"
-
-
-def unavailable() -> WireError:
-    """Definitely not stored: retry. A fresh error each time (handlers mutate ``extra``)."""
-    return WireError("unavailable", NOT_STORED)
-
-
-def outcome_unknown() -> WireError:
-    """Maybe stored: retry with the same idempotency key to find out."""
-    return WireError("outcome_unknown", UNKNOWN)
 
 
 @dataclass

@@ -1,12 +1,15 @@
 """Interfaces through which the core reaches storage and the cross-node bus.
 
-PostgreSQL implementations live in ``pg_store.py`` and ``pg_bus.py``; a Redis-backed bus or presence
-store can implement the same protocols later without touching the core.
+``Hub``, ``Node`` and the request handlers hold these protocols, never a PostgreSQL class (as
+centrifuge's ``Node`` holds a ``Broker``): the PostgreSQL implementations (``pg_store.py``,
+``pg_presence.py``, ``pg_fixtures.py``, ``pg_bus.py``) are chosen in one place, ``app.py``, so a
+Redis presence store or another bus replaces one constructor call there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,7 +36,11 @@ class WriteResult:
 
 
 class MessageStore(Protocol):
-    """Durable messages, cursors, membership and fixtures."""
+    """Durable messages, cursors and membership.
+
+    Writes (``send``, ``edit``, ``receipt``) raise ``unavailable`` only when nothing was stored
+    and ``outcome_unknown`` when the commit may have happened (see pg_write.py).
+    """
 
     async def send(
         self, conv: str, user: str, device: str | None, cmid: str, body_json: str
@@ -58,15 +65,49 @@ class MessageStore(Protocol):
     async def device_owner(self, device: str) -> tuple[str, bool] | None: ...
     async def message_status(self, conv: str, seq: int) -> Row | None: ...
     async def audience(self, user: str) -> list[str]: ...
+    def writing(self, convs: Iterable[str]) -> list[asyncio.Future[None]]:
+        """Completion of the sends being committed right now that touch any of ``convs``."""
+        ...
+
+    async def ping(self) -> bool: ...
 
 
 class PresenceStore(Protocol):
-    """Per-device presence with last seen and owning node."""
+    """Per-device presence with last seen and owning node, and the registry of nodes."""
 
     async def set_online(self, user: str, device: str, status: str, node: str) -> bool: ...
     async def set_offline(self, device: str, node: str) -> bool: ...
     async def user_presence(self, user: str) -> Row: ...
     async def presence_of(self, users: Sequence[str]) -> dict[str, Row]: ...
+    async def online_on(self, node: str) -> list[tuple[str, str]]:
+        """``(device_id, user_id)`` of devices stored as not offline on ``node``."""
+        ...
+
+    async def statuses(self, devices: Sequence[str]) -> dict[str, str]: ...
+    async def offline_node(self, node: str) -> list[tuple[str, str]]:
+        """Set every device of ``node`` offline; ``(device_id, user_id)`` of those changed."""
+        ...
+
+    async def nodes_holding_devices(self, other_than: str, lease_store: str) -> list[str]:
+        """Nodes (leased in ``lease_store``) other than ``other_than`` with devices online."""
+        ...
+
+    async def register_node(self, node: str, instance: str, lease_ms: int, kind: str) -> None: ...
+
+
+class FixtureStore(Protocol):
+    """Users, devices, conversations and members, created through the admin REST API.
+
+    Raise ``conflict`` for what exists already and ``not_found`` for a missing reference.
+    """
+
+    async def create_user(self, user: str, display_name: str | None) -> None: ...
+    async def create_device(self, user: str, device: str, name: str | None) -> None: ...
+    async def create_conversation(
+        self, conv: str, title: str | None, members: Sequence[str]
+    ) -> None: ...
+    async def add_member(self, conv: str, user: str) -> None: ...
+    async def remove_member(self, conv: str, user: str) -> bool: ...
 
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None] | None]

@@ -10,14 +10,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import validate as v
-from .auth import Identity, verify_token
+from .auth import Identity, authenticate, verify_token
 from .commands import edit_outcome, send_outcome
 from .errors import WireError, bad_request, forbidden
 from .frames import dumps, iso, message_dict
 from .limits import loads_strict
 from .node import NODE_KEY, Node
 from .openapi import OPENAPI
-from .ws import authenticate
 
 log = logging.getLogger("ccs.rest")
 routes = web.RouteTableDef()
@@ -88,7 +87,8 @@ def _admin(request: web.Request) -> Identity:
 
 
 async def _device(request: web.Request) -> Identity:
-    return await authenticate(_node(request), _token(request))
+    node = _node(request)
+    return await authenticate(node.settings, node.store, _token(request))
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -115,7 +115,7 @@ async def create_user(request: web.Request) -> web.Response:
     name = data.get("display_name")
     if name is not None and not isinstance(name, str):
         raise bad_request("display_name must be a string")
-    await _node(request).store.create_user(user, name)
+    await _node(request).fixtures.create_user(user, name)
     return _json({"user_id": user}, 201)
 
 
@@ -129,7 +129,7 @@ async def create_device(request: web.Request) -> web.Response:
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise bad_request("name must be a string")
-    await _node(request).store.create_device(user, device, name)
+    await _node(request).fixtures.create_device(user, device, name)
     return _json({"device_id": device, "user_id": user}, 201)
 
 
@@ -147,7 +147,7 @@ async def create_conversation(request: web.Request) -> web.Response:
         raise bad_request("members must be a list of user ids")
     for m in members:
         v.ident({"user_id": m}, "user_id")
-    await _node(request).store.create_conversation(conv, title, members)
+    await _node(request).fixtures.create_conversation(conv, title, members)
     return _json({"conversation_id": conv, "head_seq": 0}, 201)
 
 
@@ -157,7 +157,7 @@ async def add_member(request: web.Request) -> web.Response:
     _admin(request)
     conv = _path_id(request, "conversation_id")
     user = v.ident(await _body(request), "user_id")
-    await _node(request).store.add_member(conv, user)
+    await _node(request).fixtures.add_member(conv, user)
     return _json({"conversation_id": conv, "user_id": user}, 201)
 
 
@@ -167,7 +167,7 @@ async def remove_member(request: web.Request) -> web.Response:
     _admin(request)
     conv = _path_id(request, "conversation_id")
     user = _path_id(request, "user_id")
-    if not await _node(request).store.remove_member(conv, user):
+    if not await _node(request).fixtures.remove_member(conv, user):
         raise WireError("not_found", "not a member")
     return web.Response(status=204)
 
@@ -266,7 +266,7 @@ async def presence(request: web.Request) -> web.Response:
         asker = await _device(request)
         if user not in await node.store.audience(asker.user_id):
             return _json({"user_id": user, "status": "offline", "devices": []})
-    summary = await node.store.user_presence(user)
+    summary = await node.presence.user_presence(user)
     for d in summary["devices"]:
         d["last_seen"] = iso(d["last_seen"])
     return _json(summary)

@@ -14,11 +14,11 @@ from aiohttp import WSMsgType, web
 
 from . import PROTOCOL_VERSION
 from . import validate as v
-from .auth import Identity, verify_token
+from .auth import Identity, authenticate
 from .commands import HANDLERS
 from .errors import CloseCode, WireError, bad_request
 from .frames import dumps
-from .limits import loads_strict, safe_ref, top_level_string
+from .limits import TokenBucket, loads_strict, safe_ref, top_level_string
 from .node import NODE_KEY, Node
 from .session import Session
 from .wsguard import GuardedWebSocketResponse
@@ -65,26 +65,6 @@ def ref_of(text: str) -> Any:
     return safe_ref(ref)
 
 
-class TokenBucket:
-    """Per-connection command rate limit (burst = rate)."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate, self.tokens, self.stamp = rate, rate, time.monotonic()
-        self.strikes = 0
-
-    def take(self) -> float:
-        """0 if allowed, else seconds until the next token."""
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            self.strikes = 0
-            return 0.0
-        self.strikes += 1
-        return (1 - self.tokens) / self.rate
-
-
 async def ws_handler(request: web.Request) -> web.StreamResponse:
     """Upgrade checks (origin, token, caps) then the connection's life."""
     node = request.app[NODE_KEY]
@@ -96,7 +76,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     token = _upgrade_token(request)
     if token is not None:
         try:
-            identity = await authenticate(node, token)
+            identity = await authenticate(s, node.store, token)
         except WireError as err:
             # 401 for a bad token; a database outage is 503 (retryable), not the client's fault
             status = err.http_status if err.retryable else 401
@@ -123,20 +103,6 @@ def _http_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response(
         {"code": code, "message": message, "retryable": status in (429, 503)}, status=status
     )
-
-
-async def authenticate(node: Node, token: object) -> Identity:
-    """Verify a device token and that the device exists, belongs to the user and is not revoked."""
-    s = node.settings
-    ident = verify_token(token, s.token_secret, s.token_issuer, s.token_audience)
-    if ident.device_id is None:
-        raise WireError("auth_failed", "token names no device")
-    owner = await node.store.device_owner(ident.device_id)
-    if owner is None or owner[0] != ident.user_id:
-        raise WireError("auth_failed", "unknown device")
-    if owner[1]:
-        raise WireError("auth_failed", "device revoked")
-    return ident
 
 
 class Connection:
@@ -252,7 +218,7 @@ class Connection:
         identity = self.identity
         if "token" in frame or identity is None:
             try:
-                identity = await authenticate(node, frame.get("token"))
+                identity = await authenticate(s, node.store, frame.get("token"))
             except WireError as err:
                 code = (
                     CloseCode.TOKEN_EXPIRED

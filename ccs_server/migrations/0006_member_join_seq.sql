@@ -1,6 +1,6 @@
 -- A member sees a conversation from the head at the moment it joined: replay on connect, resume,
--- live delivery and history never reach back before it. Members that joined before this column
--- existed keep the whole history (0).
+-- live delivery and history never reach back before it. Rows present when the column is added
+-- get 0 (the whole history): their users may already have read it.
 ALTER TABLE conversation_members ADD COLUMN join_seq bigint NOT NULL DEFAULT 0;
 
 -- Set on every insert (REST, fixtures or direct SQL alike) from the committed head: a send still
