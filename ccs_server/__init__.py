@@ -1,3 +1,3 @@
-"""Reference CCS server: WebSocket + REST messaging backed by PostgreSQL (protocol 1.0)."""
+"""Reference CCS server: WebSocket + REST messaging backed by PostgreSQL (protocol 1.1)."""
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
