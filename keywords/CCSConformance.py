@@ -67,7 +67,7 @@ class CCSConformance:
             "status": response.status_code,
             "headers": dict(response.headers),
             "json": parsed,
-            "text": response.text[:2000],
+            "text": response.text,
         }
 
     @keyword
