@@ -13,12 +13,13 @@ from collections.abc import Iterable, Sequence
 
 
 def percentile(values: Iterable[float], pct: float) -> float:
-    """Nearest-rank ``pct``-th percentile (0 < pct <= 100) of ``values`` (any order)."""
+    """Nearest-rank ``pct``-th percentile (0 <= pct <= 100; p0 is the minimum) of ``values``
+    (any order)."""
     ordered = sorted(values)
     if not ordered:
         raise ValueError("percentile of no values")
-    if not 0 < pct <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {pct}")
+    if not 0 <= pct <= 100:
+        raise ValueError(f"percentile must be in [0, 100], got {pct}")
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
 

@@ -34,7 +34,11 @@ def test_latency_summary_uses_the_same_rule_and_refuses_no_values() -> None:
         latency_summary([])
 
 
-@pytest.mark.parametrize("pct", [0, -1, 100.1])
+def test_p0_is_the_minimum() -> None:
+    assert percentile([3.0, 1.0, 2.0], 0) == 1.0
+
+
+@pytest.mark.parametrize("pct", [-1, 100.1])
 def test_percentile_outside_0_100_is_refused(pct: float) -> None:
     with pytest.raises(ValueError, match="percentile must be"):
         percentile([1.0], pct)

@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..percentile import percentile
+
 # Order matters: "e2e_delivery_ms" is end-to-end, not WebSocket delivery.
 CATEGORIES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     (
@@ -71,16 +73,6 @@ def category_label(key: str) -> str:
         if cat == key:
             return label
     return OTHER[1]
-
-
-def percentile(ordered: Sequence[float], pct: float) -> float:
-    """Percentile with linear interpolation between closest ranks of an already sorted list."""
-    if not ordered:
-        raise ValueError("percentile of no values")
-    rank = (len(ordered) - 1) * pct / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def summarize(values: Sequence[float]) -> dict[str, Any]:
