@@ -755,6 +755,7 @@ def _suite_dir(tmp_path: Path) -> Path:
         "*** Test Cases ***\nLight Delivery\n    No Operation\n"
         "Hot Room\n    [Tags]    stress\n    No Operation\n"
         "Kill The Database\n    [Tags]    fault\n    No Operation\n"
+        "Hold Connections\n    No Operation\n"
     )
     return folder
 
@@ -762,18 +763,23 @@ def _suite_dir(tmp_path: Path) -> Path:
 def test_not_measured_always_says_why(tmp_path: Path) -> None:
     folder = _suite_dir(tmp_path)
     light = _test("Suites.Flow", "Light Delivery", 0.0, [])
+    held = _test("Suites.Flow", "Hold Connections", 1.0, [], status="FAIL")
     run = {
         "run": {
             "sources": [str(folder)],
             "selection": {"include": [], "exclude": ["stress", "fault"]},
         },
-        "tests": [light],
+        "tests": [light, held],
         "samples": {},
     }
     hot = _test("Suites.Flow", "Hot Room", 0.0, [("messages_per_s", 900.0, "msg/s", None, "<=")])
-    earlier = {"run": {"id": "stress-run"}, "tests": [hot]}
+    capacity = ("concurrent_connections", 150.0, "connections", 100.0, ">=")
+    earlier = {
+        "run": {"id": "stress-run"},
+        "tests": [hot, _test("Suites.Flow", "Hold Connections", 2.0, [capacity])],
+    }
     left = coverage.left_out(run)
-    assert left.total == 3 and left.ran == 1
+    assert left.total == 4 and left.ran == 2
     assert left.groups == {
         "excluded by tag stress": ["Suites.Flow.Hot Room"],
         "excluded by tag fault": ["Suites.Flow.Kill The Database"],
@@ -789,11 +795,16 @@ def test_not_measured_always_says_why(tmp_path: Path) -> None:
         "measured by “Hot Room” in run stress-run, which this run did not run: excluded by "
         "tag stress" in cards["messages_per_s"]
     )
+    assert (
+        "measured by “Hold Connections” in run stress-run, which failed in this run before "
+        "recording it" in cards["connection_capacity"]
+    )
     assert "2 tests excluded by tag" not in cards["messages_per_s"]
-    assert "this run left out 2 of 3 tests" not in cards["connection_uptime"]
-    assert "1 test excluded by tag stress" in cards["connection_uptime"]
+    uptime = cards["connection_uptime"]  # never measured before: what failed, what was left out
+    assert "1 test failed and may have stopped before recording it" in uptime
+    assert "1 test excluded by tag stress" in uptime and "1 test excluded by tag fault" in uptime
     assert "fault suites not run in this run: excluded by tag fault" in html
-    assert "2 of 3 tests not run" in html  # the header chip: "all passed" is not full coverage
+    assert "2 of 4 tests not run" in html  # the header chip: "all passed" is not full coverage
     assert "excluded by tag stress" in html[: html.index('<section id="kpis">')]
 
 

@@ -68,7 +68,7 @@ def render(data: PageInput) -> str:
     run = data.run
     kpi_results = kpis.evaluate(run)
     left = coverage.left_out(run)
-    explain_unmeasured(kpi_results, left, data.history or [])
+    explain_unmeasured(kpi_results, left, data.history or [], run)
     episodes = kpis.fault_recoveries(run.get("faults", []))
     pooled = stats.by_category(run.get("samples", {}))
     parts = [
@@ -106,31 +106,47 @@ def _figure_counts(run: dict[str, Any]) -> tuple[int, int]:
 
 
 def explain_unmeasured(
-    results: list[kpis.KpiResult], left: coverage.LeftOut, history: list[dict[str, Any]]
+    results: list[kpis.KpiResult],
+    left: coverage.LeftOut,
+    history: list[dict[str, Any]],
+    run: dict[str, Any] | None = None,
 ) -> None:
     """Complete each unmeasured KPI's reason: which tests measured it before and why they did not
-    run now (from ``history``, newest first), else what this run left out."""
+    now (from ``history``, newest first), else the tests that failed and what this run left out."""
     earlier = {}
-    for run in history:
-        for kpi in kpis.evaluate(run):
+    for old in history:
+        for kpi in kpis.evaluate(old):
             if kpi.measured and kpi.test and kpi.spec.key not in earlier:
-                earlier[kpi.spec.key] = (kpi.test, str(run.get("run", {}).get("id")))
+                earlier[kpi.spec.key] = (kpi.test, str(old.get("run", {}).get("id")))
+    tests = [t for t in (run or {}).get("tests", []) if t.get("kind") != "suite"]
+    failed = [str(t.get("test")) for t in tests if t.get("status") == "FAIL"]
     for kpi in results:
         if kpi.measured:
             continue
         if kpi.spec.key in earlier:
             test, run_id = earlier[kpi.spec.key]
-            why = _why_absent(test, left)
-            kpi.reason += f"; measured by “{test}” in run {run_id}, which {why}"
-        elif left.groups:
+            kpi.reason += (
+                f"; measured by “{test}” in run {run_id}, which {_why_absent(test, left, tests)}"
+            )
+            continue
+        if failed:
+            kpi.reason += (
+                f"; {len(failed)} test{'s' if len(failed) != 1 else ''} failed and may have "
+                "stopped before recording it"
+            )
+        if left.groups:
             kpi.reason += f"; this run left out {coverage.summary_text(left).split(': ', 1)[1]}"
 
 
-def _why_absent(test: str, left: coverage.LeftOut) -> str:
+def _why_absent(test: str, left: coverage.LeftOut, tests: list[dict[str, Any]]) -> str:
+    for entry in tests:
+        if entry.get("test") == test and entry.get("status") != "PASS":
+            verb = "failed" if entry.get("status") == "FAIL" else "was skipped"
+            return f"{verb} in this run before recording it"
     for reason, names in left.groups.items():
         if any(name.endswith(f".{test}") for name in names):
             return f"this run did not run: {reason}"
-    return "ran here without measuring it"
+    return "ran here without recording it"
 
 
 def _meta_rows(run: dict[str, Any], left: coverage.LeftOut) -> str:
