@@ -12,6 +12,7 @@ Library    ../keywords/CCSConformance.py
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -22,6 +23,8 @@ from robot.api.deco import keyword, library
 HTTP_TIMEOUT_S = 10.0
 COMMIT_STALL_FUNCTION = "ccs_conformance_commit_stall"
 COMMIT_STALL_TRIGGER = "ccs_conformance_commit_stall"
+BANNER = "CCS listening on "
+LOG_FIELDS = ("ts", "level", "logger", "msg")
 
 
 @library(scope="SUITE", auto_keywords=False)
@@ -158,6 +161,27 @@ class CCSConformance:
             ],
         )
 
+    @keyword
+    def log_records_should_be_structured(self, *paths: str) -> int:
+        """Every log line of ``paths`` is one JSON object with ``ts``, ``level``, ``logger`` and
+        ``msg``; returns how many records were checked (fails when there are none).
+
+        The reference server's start-up banner (``CCS listening on …``, written to standard
+        output for the kit's port discovery) is not a log record and is skipped.
+        """
+        checked = 0
+        for path in paths:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for number, line in enumerate(handle, 1):
+                    text = line.strip()
+                    if not text or text.startswith(BANNER):
+                        continue
+                    _check_record(text, f"{path}:{number}")
+                    checked += 1
+        if not checked:
+            raise AssertionError(f"no log record found in {list(paths)}")
+        return checked
+
     @staticmethod
     def _ddl(database_url: str, statements: list[str]) -> None:
         conn = psycopg2.connect(database_url, application_name="ccs-conformance-ddl")
@@ -168,3 +192,13 @@ class CCSConformance:
                     cur.execute(statement)
         finally:
             conn.close()
+
+
+def _check_record(text: str, where: str) -> None:
+    try:
+        record = json.loads(text)
+    except ValueError:
+        raise AssertionError(f"{where}: not a JSON log record: {text[:200]}") from None
+    missing = [f for f in LOG_FIELDS if not isinstance(record, dict) or f not in record]
+    if missing:
+        raise AssertionError(f"{where}: log record without {missing}: {text[:200]}")
