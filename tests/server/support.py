@@ -1,4 +1,4 @@
-"""Test support for the reference server: a real server process, a fixture API and a WS client."""
+"""Test support for the reference server: the kit's server starter, a fixture API, a WS client."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
-import sys
+import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,93 +17,79 @@ import aiohttp
 import asyncpg
 import psutil
 import websockets
+from ccskit.config import KitConfig, scaled, ws_url_for
+from ccskit.server import ServerProcess as KitServerProcess
+from ccskit.tokens import mint_token
 from websockets.asyncio.client import ClientConnection
 
-from ccs_server.auth import mint_token
-
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "ccs-test-secret-0123456789abcdef"
-SCALE = float(os.environ.get("CCS_TIMEOUT_SCALE", "1.0"))
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The server's token settings are the kit's defaults; only the secret is the tests' own.
+TOKENS = replace(KitConfig.from_env(), token_secret=SECRET)
 
 
 def t(seconds: float) -> float:
-    """A timeout scaled for slow machines."""
-    return seconds * SCALE
+    """A timeout scaled for slow machines (the kit's one scaling, ``CCS_TIMEOUT_SCALE``)."""
+    return scaled(seconds)
 
 
 class ServerProcess:
-    """``python -m ccs_server serve`` as a child process on a free port."""
+    """A reference server node for one test: the kit's own starter
+    (:class:`ccskit.server.ServerProcess`), driven from async tests."""
 
     def __init__(self, dsn: str, workdir: Path, name: str, **overrides: str) -> None:
         self.dsn = dsn
         self.name = name
-        self.port_file = workdir / f"{name}.port"
         self.log_file = workdir / f"{name}.log"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "CCS_PORT": "0",
-            "CCS_PORT_FILE": str(self.port_file),
-            "CCS_NODE_ID": name,
-            "CCS_TOKEN_SECRET": SECRET,
-            "CCS_LOG_FILE": str(self.log_file),
-            "CCS_REPAIR_INTERVAL_MS": "200",
-            "CCS_PRESENCE_GRACE_MS": "300",
-            # small pools: the shared PostgreSQL's 100 connections serve every job on the box
-            "CCS_DB_POOL_SIZE": "4",
-            **overrides,
-        }
-        self.proc: asyncio.subprocess.Process | None = None
-        self.port = 0
-        self.stdout = b""
+        self.process = KitServerProcess(
+            env={
+                "DATABASE_URL": dsn,
+                "CCS_NODE_ID": name,
+                "CCS_TOKEN_SECRET": SECRET,
+                "CCS_LOG_FILE": str(self.log_file),
+                "CCS_REPAIR_INTERVAL_MS": "200",
+                "CCS_PRESENCE_GRACE_MS": "300",
+                # small pools: the shared PostgreSQL's 100 connections serve every job on the box
+                "CCS_DB_POOL_SIZE": "4",
+                **overrides,
+            },
+            log_dir=workdir,
+        )
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc
+
+    @property
+    def port(self) -> int:
+        return self.process.port
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.process.base_url
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return ws_url_for(self.base)
 
     async def start(self) -> ServerProcess:
-        """Start and wait for the documented readiness line."""
-        self.port_file.unlink(missing_ok=True)
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ccs_server",
-            "serve",
-            cwd=ROOT,
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), t(20))
-        self.stdout = line
-        if not line.startswith(b"CCS listening on http://127.0.0.1:"):
-            err = await self.proc.stderr.read() if self.proc.stderr else b""
-            raise RuntimeError(f"server {self.name} did not start: {line!r} {err[-2000:]!r}")
-        self.port = int(line.decode().strip().rsplit(":", 1)[1])
-        assert self.port_file.read_text() == str(self.port)
+        """Start on a free port and wait until ``/health`` answers 200."""
+        await asyncio.to_thread(self.process.start, t(20))
         return self
 
     async def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL if it does not exit in time."""
-        if self.proc is None or self.proc.returncode is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.terminate()
-        try:
-            return await asyncio.wait_for(self.proc.wait(), t(10))
-        except TimeoutError:
-            self.proc.kill()
-            return await self.proc.wait()
+        """SIGTERM (graceful shutdown), then SIGKILL if it does not exit in time."""
+        return await asyncio.to_thread(self.process.stop, t(10))
+
+    async def wait_exit(self, within: float = 10) -> int:
+        """Exit code of the process once it has ended (after a signal sent by the test)."""
+        assert self.proc is not None
+        return await asyncio.to_thread(self.proc.wait, t(within))
 
     def token(
         self, user: str, device: str | None = None, ttl: int = 3600, admin: bool = False
     ) -> str:
-        return mint_token(SECRET, user, device, ttl, admin)
+        return mint_token(user, device, admin=admin, ttl_s=ttl, config=TOKENS)
 
 
 _ids = itertools.count(1)

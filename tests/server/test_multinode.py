@@ -191,7 +191,7 @@ async def test_killed_node_devices_go_offline_within_the_lease(
     mark = len(watcher.frames)
     assert doomed.proc is not None
     doomed.proc.kill()
-    await doomed.proc.wait()
+    await doomed.wait_exit()
     killed_at = time.monotonic()
     frame = await watcher.wait_for(presence_of(tab, "offline"), within=6, start=mark)
     took = time.monotonic() - killed_at

@@ -80,7 +80,7 @@ async def test_sigterm_finishes_the_in_flight_send_then_closes_1012(
     assert ack["type"] == "ack", ack
     assert await sender.wait_closed() == 1012
     assert await bystander.wait_closed() == 1012
-    assert await asyncio.wait_for(node.proc.wait(), t(10)) == 0
+    assert await node.wait_exit() == 0
     print(f"\nSIGTERM -> exit 0 in {time.monotonic() - began:.2f}s")
     check = await asyncpg.connect(dsn)
     try:
