@@ -38,7 +38,7 @@ REAL_RUN = 'make run ROBOT_ARGS="--include seed-1.2"'
 FULL_DRYRUN = (
     ".venv/bin/robot --listener keywords/CCSMetricsListener.py --outputdir results suites/"
 )
-NARROWED = re.compile(r"(^|[\s\"])(-i|--include|-t|--test|NAME=)|suites/\S")
+NARROWED = re.compile(r"(^|[\s\"])(-i|--include|-t|--test|NAME=)|suites/\S|make (stress|faults)")
 # Drawn from the output of that real run.
 REPORTS = ("make report", "make conformance")
 
