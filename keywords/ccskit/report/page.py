@@ -200,8 +200,8 @@ def _header(
     missed = [k for k in kpi_results if k.meets_target is False]
     if missed:
         chips.append(
-            f'<span class="chip fail">{len(missed)} KPI{"s" if len(missed) != 1 else ""} miss '
-            "the seed target</span>"
+            f'<span class="chip fail">{len(missed)} '
+            f"{'KPIs miss' if len(missed) != 1 else 'KPI misses'} the seed target</span>"
         )
     if regressions is not None:
         css = "fail" if regressions else "pass"
