@@ -87,5 +87,6 @@ acceptance: services venv ## Every suite: functional, stress, fault and hostile,
 libdoc: venv ## Render keyword docs into docs/_build/keywords/ (git-ignored; index.html links all)
 	$(BIN)/python scripts/libdoc.py
 
-clean: ## Remove results (keeps .venv)
+clean: ## Remove results and built keyword docs (keeps .venv and .ccs-env)
 	find results -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf docs/_build
