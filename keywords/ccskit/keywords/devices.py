@@ -552,7 +552,8 @@ def measure_delivery(
     frame: Frame = ctx.loop.run(client.wait_for("message", fields, seconds, since=0), seconds + 5)
     latency_ms = round((frame.mono - sent) * 1000.0, 3)
     ctx.metrics.add_samples(metric, [latency_ms], "ms")
-    logger.info(f"'{alias}' received {client_msg_id} {latency_ms:.2f} ms after the send")
+    seq = (frame.data or {}).get("seq")
+    logger.info(f"'{alias}' received seq {seq} {latency_ms:.1f} ms after its send")
     return latency_ms
 
 
