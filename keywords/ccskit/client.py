@@ -467,35 +467,27 @@ class DeviceClient:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(reader), 2.0)
 
+    def _settled(self) -> bool:
+        return self.connected and not self._reconnecting
+
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait until the connection is open and no reconnect is in progress."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while not (self.connected and not self._reconnecting):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise ClientError(
-                    f"'{self.alias}' expected to be connected within {timeout_s:.1f} s "
-                    f"(reconnects: {[r.as_dict() for r in self.reconnects[-3:]]})\n"
-                    + self.context()
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+        if not await wait_until(
+            [self], lambda: self.connected and not self._reconnecting, timeout_s
+        ):
+            raise ClientError(
+                f"'{self.alias}' expected to be connected within {timeout_s:.1f} s "
+                f"(reconnects: {[r.as_dict() for r in self.reconnects[-3:]]})\n" + self.context()
+            )
 
     async def wait_reconnects(self, count: int, timeout_s: float) -> ReconnectRecord:
         """Wait until ``count`` automatic reconnects ended; returns the last one."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while len(self.reconnects) < count:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise ClientError(
-                    f"'{self.alias}' expected {count} reconnect(s) within {timeout_s:.1f} s, "
-                    f"saw {len(self.reconnects)}; reconnecting now: {self._reconnecting}\n"
-                    + self.context()
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+        if not await wait_until([self], lambda: len(self.reconnects) >= count, timeout_s):
+            raise ClientError(
+                f"'{self.alias}' expected {count} reconnect(s) within {timeout_s:.1f} s, "
+                f"saw {len(self.reconnects)}; reconnecting now: {self._reconnecting}\n"
+                + self.context()
+            )
         return self.reconnects[count - 1]
 
     # ----- waiting ---------------------------------------------------------------------------

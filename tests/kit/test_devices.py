@@ -12,20 +12,11 @@ from ccskit.closecodes import describe_close, may_reconnect
 from ccskit.context import KitContext
 from ccskit.frames import Frame, matches, values_equal
 from ccskit.keywords.devices import DeviceKeywords, describe_seq_problems
-from ccskit.loop import LoopThread, shared_loop
+from ccskit.loop import shared_loop
 from ccskit.percentile import latency_summary
 from fake_ccs import FakeCcs
 
 SHORT = timedelta(seconds=0.3)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeCcs]:
-    host = LoopThread("fake-ccs")
-    server = FakeCcs()
-    host.run(server.start(), 5)
-    yield server
-    host.run(server.stop(), 5)
 
 
 @pytest.fixture

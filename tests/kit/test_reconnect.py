@@ -18,7 +18,7 @@ from ccskit.closecodes import may_reconnect
 from ccskit.config import ws_url_for
 from ccskit.faults.proxy import TcpProxy
 from ccskit.fixtures import Fixtures
-from ccskit.loop import LoopThread, shared_loop
+from ccskit.loop import shared_loop
 from ccskit.server import ServerProcess
 from ccskit.tokens import mint_token
 from fake_ccs import FakeCcs
@@ -53,15 +53,6 @@ def test_backoff_is_full_jitter_capped() -> None:
 
 
 # ----- close codes against the fake server --------------------------------------------------------
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeCcs]:
-    host = LoopThread("fake-ccs-reconnect")
-    server = FakeCcs()
-    host.run(server.start(), 5)
-    yield server
-    host.run(server.stop(), 5)
-
-
 def _fake_client(fake: FakeCcs, alias: str) -> DeviceClient:
     client = DeviceClient(alias, f"ws://127.0.0.1:{fake.port}", "t", device_id=alias)
     client.enable_reconnect(policy=FAST)
