@@ -20,11 +20,15 @@ from .support import Api, ServerProcess
 SHAPE = {"code", "message", "retryable"}
 
 
+def _admin(api: Api) -> dict[str, str]:
+    return {"Authorization": "Bearer " + api.server.token("admin", admin=True)}
+
+
 async def _raw(
     api: Api, method: str, path: str, data: bytes | str | None = None, **headers: str
 ) -> tuple[int, dict[str, Any], Mapping[str, str]]:
     async with api.http.request(
-        method, api.server.base + path, data=data, headers={**api.admin, **headers}
+        method, api.server.base + path, data=data, headers={**_admin(api), **headers}
     ) as resp:
         assert resp.content_type == "application/json", (resp.status, await resp.text())
         body = await resp.json()
@@ -75,7 +79,7 @@ async def test_malformed_oversized_and_wrongly_typed_bodies(
     async with api.http.post(
         server.base + "/v1/users",
         data=f'{{"user_id": "{user}"}}',
-        headers={**api.admin, "Content-Type": "application/json; charset=utf-8"},
+        headers={**_admin(api), "Content-Type": "application/json; charset=utf-8"},
     ) as resp:
         assert resp.status == 201, await resp.text()
 
@@ -84,7 +88,7 @@ async def test_missing_content_type_is_415(server: ServerProcess, api: Api) -> N
     async with api.http.post(
         server.base + "/v1/users",
         data=b'{"user_id": "no-type"}',
-        headers={**api.admin, "Content-Type": ""},
+        headers={**_admin(api), "Content-Type": ""},
         skip_auto_headers=["Content-Type"],
     ) as resp:
         body = await resp.json()
