@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from .driver import Driver, Reply, received_streams
-from .state import Expect, Model, PresenceEvent, body_key
+from .state import MEMBER_CATEGORY, Expect, Model, PresenceEvent, body_key
 
 RETRYABLE = {"rate_limited", "unavailable", "internal"}
 
@@ -79,6 +79,9 @@ def _stream_problems(model: Model, driver: Driver, final: bool) -> list[str]:
         seen, _ = received_streams(driver.client(device.device_id))
         for key in sorted(set(seen) | set(device.stream)):
             want, got = device.stream.get(key, []), seen.get(key, [])
+            if key[0] == MEMBER_CATEGORY:
+                want = [w for w in want if w not in device.stale_ok]
+                got = [g for g in got if g not in device.stale_ok]
             if got == want or (not final and got == want[: len(got)]):
                 if got != want:
                     problems.append("waiting")

@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.errors import Flaky
+from hypothesis.internal.conjecture import engine
 from hypothesis.stateful import run_state_machine_as_test
 
 from ..client import DeviceClient
@@ -122,8 +123,11 @@ def start_node(log_dir: Path) -> ServerProcess:
 
 def run(base_url: str, database_url: str, seed_text: str, budget_s: float, limits: Limits,
         outdir: Path, steps_per_walk: int = 25, walks_per_batch: int = 2,
-        unsupported: dict[str, str] | None = None, scale: float = 1.0) -> RunResult:  # fmt: skip
+        unsupported: dict[str, str] | None = None, scale: float = 1.0,
+        shrink_s: int = 120) -> RunResult:  # fmt: skip
     """Walk until the budget is spent or a walk fails (then shrink it and keep the result)."""
+    # Every shrinking attempt replays a walk on real sockets: bound the whole search.
+    engine.MAX_SHRINKING_SECONDS = shrink_s  # type: ignore[misc]
     base, batch = parse_seed(seed_text)
     result = RunResult(seed=seed_text)
     ENV.base_url, ENV.database_url, ENV.limits, ENV.scale = base_url, database_url, limits, scale
