@@ -53,7 +53,7 @@ def _blocks(markdown: str) -> list[tuple[str, str]]:
         heading = None if in_code else HEADING.match(line)
         if heading:
             flush()
-            section = heading.group(2).strip()
+            section = heading.group(2).replace("`", "").strip()
         elif in_code or not line:
             flush()
         elif line.startswith("|"):
