@@ -24,6 +24,7 @@ from .hostile.raw import RawConnectionKeywords
 from .hostile.stored import StoredStateKeywords
 from .hostile.tokens import HostileTokenKeywords
 from .load import LoadKeywords
+from .model import ModelKeywords
 from .recovery import RecoveryKeywords
 from .server import ServerKeywords
 
@@ -39,4 +40,5 @@ KEYWORD_CLASSES: list[type] = [
     HostileTokenKeywords,
     BystanderKeywords,
     StoredStateKeywords,
+    ModelKeywords,
 ]
