@@ -5,8 +5,8 @@ Adding a keyword class (say ``ModelKeywords`` in ``ccskit/keywords/model.py``):
 1. Write a plain class whose ``__init__`` takes the :class:`ccskit.context.KitContext` and keeps
    it as ``self.ctx``; decorate each keyword method with ``robot.api.deco.keyword``. Private
    state of the area stays on the class; anything another area owns is reached through
-   ``self.ctx`` (never through another keyword class, ``BuiltIn().get_library_instance`` or the
-   process environment). Shared state a new area needs goes onto ``KitContext`` as a field.
+   ``self.ctx`` (never through another keyword class, Robot's library instances or the process
+   environment). Shared state a new area needs goes onto ``KitContext`` as a field.
 2. Append the class to :data:`KEYWORD_CLASSES` below. Keyword names must stay unique across
    classes (``tests/kit/test_facade.py`` fails on a clash).
 3. Suites get the keywords through the one ``Library  ../keywords/CCS.py`` import of the
