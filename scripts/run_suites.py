@@ -6,7 +6,8 @@ server logs in ``server/``, metrics, performance report), log level ``DEBUG:INFO
 listener, the ``stress`` and ``fault`` tags excluded unless asked for. Starts ONE reference server
 (unless ``SUT_URL`` is set; from ``CCS_SERVER_PATH`` when set) and hands its URL to every
 robot/pabot process. Says how it ran in the reports' metadata (the metrics listener adds tags,
-server version, kit commit and machine) and writes the performance and conformance reports. Exit code = robot's (pabot's).
+server version, kit commit and machine) and writes the performance and conformance reports.
+Exit code = robot's (pabot's).
 
     python scripts/run_suites.py                          # functional suites
     python scripts/run_suites.py --suite message_flow     # one suite, by name
@@ -164,7 +165,8 @@ def split_argv(argv: list[str]) -> tuple[list[str], Passthrough]:
 def parse(argv: list[str]) -> tuple[argparse.Namespace, Passthrough]:
     own, rest = split_argv(argv)
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Any other option goes to robot/pabot with its value; other items are suite paths.",
         allow_abbrev=False,
     )
