@@ -19,78 +19,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
-from ccskit.conformance import citations, coverage, page, statements
+from ccskit.conformance import citations, coverage, identity, page, statements
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def kit_commit() -> dict[str, str]:
-    """The kit's commit (``unknown`` outside git) and whether the work tree had changes."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": "unknown"}
-    return {"commit": commit + (" (with uncommitted changes)" if dirty else "")}
-
-
-def ask_server(url: str) -> dict[str, str]:
-    """URL, version and node of a live server, from ``/openapi.json`` and ``/health``."""
-    found = {"url": url}
-    for path, field, key in (("/openapi.json", "info", "version"), ("/health", None, "node_id")):
-        try:
-            with urllib.request.urlopen(url.rstrip("/") + path, timeout=5) as response:
-                body = json.loads(response.read())
-        except (OSError, ValueError):
-            continue
-        value = (body.get(field) or {}).get(key) if field else body.get(key)
-        if value is not None:
-            found["version" if key == "version" else key] = str(value)
-    return found
-
-
-def _from_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    """URL and version from the run's metadata.
-
-    The metrics listener writes ``Server under test: <url> · version <v> (<source>) · health <h>``;
-    a run may also name ``Server`` and ``Server version`` with ``--metadata``.
-    """
-    found = {"url": metadata.get("Server", ""), "version": metadata.get("Server version", "")}
-    parts = metadata.get("Server under test", "").split(" · ")
-    if len(parts) >= 2 and "://" in parts[0]:
-        found["url"] = parts[0].strip()
-        version = parts[1].strip().removeprefix("version ").split(" (")[0].split(" — ")[0]
-        found["version"] = version if version != "unknown" else ""
-        if len(parts) >= 3:
-            found["health"] = parts[2].strip().removeprefix("health ")
-    return found
-
-
-def server_identity(metadata: dict[str, str], server: str | None) -> dict[str, str]:
-    """Who was tested: the run's metadata, else ``--server`` asked live, else ``SUT_URL``."""
-    identity = _from_metadata(metadata)
-    if server:
-        identity.update(ask_server(server))
-    elif not identity["url"] and os.environ.get("SUT_URL"):
-        identity["url"] = os.environ["SUT_URL"]
-    if not identity.get("protocol") and identity.get("version"):
-        identity["protocol"] = identity["version"]
-    return {k: v or "unknown" for k, v in identity.items()}
 
 
 def check(args: argparse.Namespace) -> int:
@@ -116,7 +51,8 @@ def report(args: argparse.Namespace) -> int:
         "output": str(output),
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    doc = page.document(table, server_identity(metadata, args.server), kit_commit(), run)
+    server = identity.server_identity(metadata, args.server, os.environ.get("SUT_URL"))
+    doc = page.document(table, server, {"commit": identity.kit_commit()}, run)
     json_path, html_path = page.write(doc, args.results)
     counts = doc["summary"]
     line = ", ".join(f"{counts[v]} {v}" for v in coverage.VERDICTS)

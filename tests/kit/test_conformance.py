@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ccskit.conformance import citations, coverage, page, statements
+from ccskit.conformance import citations, coverage, identity, page, statements
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS, SUITES = ROOT / "docs", ROOT / "suites"
@@ -109,3 +109,25 @@ def test_report_gives_each_statement_the_verdict_of_its_tests(tmp_path: Path) ->
     json_path, html_path = page.write(doc, out)
     assert json.loads(json_path.read_text())["statements"][2]["text"] == "Edits need a version"
     assert "ws://x:1" in html_path.read_text() and "§4-c" in html_path.read_text()
+
+
+def test_server_identity_comes_from_the_listener_metadata() -> None:
+    meta = {
+        "Server under test": "http://127.0.0.1:8080 · version 1.1 (GET /openapi.json) · health ok"
+    }
+    assert identity.from_metadata(meta) == {
+        "url": "http://127.0.0.1:8080",
+        "version": "1.1",
+        "health": "ok",
+    }
+    unknown = {"Server under test": "unknown: no test of this run reached a server"}
+    assert identity.server_identity(unknown, sut_url="http://x:1") == {
+        "url": "http://x:1",
+        "version": "unknown",
+        "health": "unknown",
+    }
+
+
+def test_kit_commit_is_a_commit_or_unknown(tmp_path: Path) -> None:
+    assert identity.kit_commit(tmp_path) == "unknown"
+    assert identity.kit_commit(ROOT).split()[0] != "unknown"

@@ -151,7 +151,6 @@ def render(doc: dict[str, Any]) -> str:
     meta_rows = [
         ("server", server.get("url", "unknown")),
         ("server version", server.get("version", "unknown")),
-        ("protocol", server.get("protocol", "unknown")),
         ("server health", server.get("health", "unknown")),
         ("kit commit", doc["kit"].get("commit", "unknown")),
         ("results", doc["run"].get("output", "none")),
