@@ -53,6 +53,7 @@ class WorkerFleet(LoadRun):
         self._publish = publish
         self._pending_stats: dict[str, Counter[int]] = {}
         self._pending_errors: Counter[tuple[str, str]] = Counter()
+        self._deliveries: dict[int, int] = {}  # latency ms -> count, the hottest counter
         self._limit = asyncio.Semaphore(share.plan.connect_in_flight)
         self._ticker: asyncio.Task[None] | None = None
         self.connect_first = 0.0  # epoch of the first connect attempt (the connect rate's start)
@@ -66,7 +67,9 @@ class WorkerFleet(LoadRun):
 
     def on_delivery(self, t_recv: float, t_sched_epoch: float) -> None:
         """A message arrived (``t_recv`` perf_counter); latency from its scheduled send time."""
-        self._count("deliver", (t_recv + self.epoch_offset - t_sched_epoch) * 1000)
+        counts = self._deliveries
+        ms = int((t_recv + self.epoch_offset - t_sched_epoch) * 1000 + 0.5)
+        counts[ms] = counts.get(ms, 0) + 1
 
     def on_ack(self, seconds: float, record: Sent) -> None:
         self._count("send->ack", seconds * 1000)
@@ -99,6 +102,9 @@ class WorkerFleet(LoadRun):
 
     def flush_stats(self) -> None:
         """Hand what was counted since the last call to the gevent side (``publish``)."""
+        if self._deliveries:
+            self._pending_stats["deliver"] = Counter(self._deliveries)
+            self._deliveries = {}
         if not self._pending_stats and not self._pending_errors:
             return
         stats, errors = self._pending_stats, self._pending_errors
