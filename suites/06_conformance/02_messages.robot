@@ -38,6 +38,28 @@ The Sender Gets Its Ack And Its Own Message Frame Exactly Once Each
     Should Not Receive Frame    alice-phone    message    window=${SILENCE_WINDOW}
     ...    seq=${ack}[seq]    conversation_id=${ack}[conversation_id]
 
+A Retry With The Same Key Returns The Original And Broadcasts Nothing
+    [Documentation]    Same device, key, conversation and body (keys in another order): the
+    ...    original id and seq with ``duplicate: true``, also after an edit; bob gets no new frame.
+    [Tags]    spec:4.2-f    P2
+    Devices Are Connected    alice-phone    bob-tablet
+    ${body}    Evaluate    {"text": "once", "n": 1}
+    ${first}    Send Message    alice-phone    team-room    ${body}    client_msg_id=retry-1
+    Wait For Message    bob-tablet    team-room    ${first}[seq]
+    Mark Frames    bob-tablet
+    ${same}    Evaluate    {"n": 1, "text": "once"}
+    ${again}    Send Message    alice-phone    team-room    ${same}    client_msg_id=retry-1
+    Should Be Equal    ${again}[duplicate]    ${True}
+    Should Be Equal    ${again}[message_id]    ${first}[message_id]
+    Should Be Equal    ${again}[seq]    ${first}[seq]
+    Send Command    alice-phone    edit    conversation_id=team-room    seq=${first}[seq]
+    ...    expected_version=${1}    body=edited
+    ${late}    Send Message    alice-phone    team-room    ${body}    client_msg_id=retry-1
+    Should Be Equal    ${late}[duplicate]    ${True}
+    Should Be Equal    ${late}[seq]    ${first}[seq]
+    Should Not Receive Frame    bob-tablet    message    window=${SILENCE_WINDOW}
+    ...    conversation_id=${first}[conversation_id]
+
 An Edit Raises The Version And Reaches The Devices That Have The Message
     [Documentation]    expected_version 1 is current: version 2, ``edited_at`` set, the ack
     ...    carries the new version and bob's device gets ``message_updated``.
