@@ -9,8 +9,8 @@ commit, one notification flush, every promise of a single ``ccs_send`` kept per 
 - an item's ack is resolved only after the statement (and so its commit) returned (P1);
 - ``ccs_send`` runs once per item, in order, inside one transaction: the same key twice in one
   batch sees its own first insert and answers duplicate / idempotency_conflict (P2);
-- seq comes from the conversation row lock as before; items of one conversation keep their arrival
-  order (stable sort) and one connection has at most one command in flight (P3);
+- seq comes from the conversation row lock, as for a single send; items of one conversation keep
+  their arrival order (stable sort) and one connection has at most one command in flight (P3);
 - every statement runs in its own transaction (pg_write.py): a failure before COMMIT was sent
   stored nothing and answers every item ``unavailable`` (P12); a failure while COMMIT was in
   flight answers ``outcome_unknown`` (the client retries with the same key and learns which); any

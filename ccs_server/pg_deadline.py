@@ -41,7 +41,7 @@ class BoundedPool:
 
     ``timeout`` of a call is the deadline of the whole operation (default ``timeout_s``).
     Raises what asyncpg raises, plus ``TimeoutError`` when the deadline passes.
-    ``timeout=`` keeps asyncpg's signature, so the call sites did not change.
+    ``timeout=`` keeps asyncpg's signature, so a call site reads like plain asyncpg.
     """
 
     def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
