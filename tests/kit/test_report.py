@@ -719,7 +719,8 @@ def _kpi_cards(html: str) -> dict[str, str]:
 def test_every_tile_agrees_with_the_sections_below_it() -> None:
     cross = _test("E2E", "Cross Node Delivery", 0.0, [])
     cross["samples"] = _samples("cross_node_latency_ms", [12.0, 30.0, 74.0])
-    hot = _test("Stress", "Hot Room", 5.0, [])
+    # The test's own summary of the same samples, a hair apart: the samples stay the tile's source.
+    hot = _test("Stress", "Hot Room", 5.0, [("ws_delivery_avg_ms", 16.8004, "ms", 50.0, "<=")])
     hot["samples"] = _samples("ws_delivery_ms", [16.8] * 120) | _samples("db_op_ms", [2.0] * 120)
     rate = _test("Stress", "Steady Rate", 9.0, [("messages_per_s", 900.0, "msg/s", None, "<=")])
     slow = _test("Stress", "Slow Rate", 12.0, [("messages_per_s", 40.0, "msg/s", None, "<=")])

@@ -118,7 +118,8 @@ def _histogram(ax: Axes, cat: str, values: list[float]) -> None:
     ax.legend(
         [ax.lines[i] for i in range(len(marks))],
         [f"{key} {stats.fmt(s[key])} ms" for key, _style in marks],
-        loc="upper right",
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),  # beside the plot: inside it would hide the tallest bars
         fontsize=7,
         frameon=False,
     )
