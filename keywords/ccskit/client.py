@@ -191,14 +191,7 @@ class DeviceClient:
 
         ``resume=True`` names every conversation's last seen seq; a mapping names its own.
         """
-        if self.connected:
-            raise ClientError(f"'{self.alias}' is already connected")
-        self._closing = False
-        self._ws = await self._dial(timeout_s)
-        self.connections += 1
-        self.close_code, self.close_reason = None, ""
-        self.connection_start = self.mark = len(self.frames)
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop(self._ws))
+        await self.connect(timeout_s)
         hello: dict[str, Any] = {"type": "hello", "ref": self.next_ref("h")}
         if self.token_in == "hello":
             hello["token"] = self.token
@@ -214,6 +207,31 @@ class DeviceClient:
             )
         self.welcome = reply
         return reply
+
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        """Open the WebSocket and start recording frames, without saying ``hello``."""
+        if self.connected:
+            raise ClientError(f"'{self.alias}' is already connected")
+        self.attach(await self._dial(timeout_s))
+
+    def attach(self, ws: ClientConnection) -> None:
+        """Adopt an open WebSocket (one upgraded by hand) and record what it receives."""
+        self._closing = False
+        self._ws = ws
+        self.connections += 1
+        self.close_code, self.close_reason = None, ""
+        self.connection_start = self.mark = len(self.frames)
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop(ws))
+
+    @property
+    def connection(self) -> ClientConnection | None:
+        """The current WebSocket (for tests that write raw bytes or close it by hand)."""
+        return self._ws
+
+    @property
+    def reader(self) -> asyncio.Task[None] | None:
+        """The task recording received frames (cancelling it makes a device that stops reading)."""
+        return self._reader
 
     async def _dial(self, timeout_s: float) -> ClientConnection:
         url, headers = self.url, {}

@@ -16,12 +16,15 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
-import websockets
-from ccskit.config import KitConfig, scaled, ws_url_for
+from ccskit.api import CcsApi
+from ccskit.client import DeviceClient, wait_until
+from ccskit.config import PROJECT_ROOT, KitConfig, scaled, ws_url_for
+from ccskit.fixtures import Fixtures
 from ccskit.server import ServerProcess as KitServerProcess
 from ccskit.tokens import mint_token
 from websockets.asyncio.client import ClientConnection
 
+ROOT = PROJECT_ROOT
 SECRET = "ccs-test-secret-0123456789abcdef"
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The server's token settings are the kit's defaults; only the secret is the tests' own.
@@ -93,16 +96,22 @@ class ServerProcess:
 
 
 _ids = itertools.count(1)
+ANY_STATUS = tuple(range(100, 600))  # the tests judge the status themselves
 
 
 class Api:
-    """Fixture creation through the REST API with an admin token; ids unique per test run."""
+    """Fixture creation through the REST API with an admin token; ids unique per test run.
+
+    Calls go through the kit's REST client (:class:`ccskit.api.CcsApi`), off the event loop.
+    ``http`` is the tests' aiohttp session, kept for the health polls they make themselves.
+    """
 
     def __init__(self, server: ServerProcess, http: aiohttp.ClientSession, run: str) -> None:
         self.server = server
         self.http = http
         self.run = run
-        self.admin = {"Authorization": "Bearer " + server.token("admin", admin=True)}
+        self.rest = CcsApi(server.base, Fixtures())
+        self.admin_token = server.token("admin", admin=True)
 
     def uid(self, name: str) -> str:
         return f"{name}-{self.run}-{next(_ids)}"
@@ -110,12 +119,15 @@ class Api:
     async def call(
         self, method: str, path: str, json_body: Any = None, token: str | None = None
     ) -> tuple[int, Any]:
-        headers = {"Authorization": "Bearer " + token} if token else self.admin
-        async with self.http.request(
-            method, self.server.base + path, json=json_body, headers=headers
-        ) as resp:
-            text = await resp.text()
-            return resp.status, (json.loads(text) if text else None)
+        """Any REST call; returns ``(status, decoded JSON or None)`` whatever the status."""
+        return await asyncio.to_thread(
+            self.rest.call,
+            method,
+            path,
+            token=token or self.admin_token,
+            json=json_body,
+            expect=ANY_STATUS,
+        )
 
     async def user(self, name: str, devices: int = 1) -> tuple[str, list[str]]:
         """A user and ``devices`` devices named ``<user>-d<i>``."""
@@ -140,20 +152,30 @@ class Api:
         return conv
 
 
+class _ClosedFlag:
+    """``is_set()`` once the server (or the network) closed the connection."""
+
+    def __init__(self, device: DeviceClient) -> None:
+        self._device = device
+
+    def is_set(self) -> bool:
+        return self._device.close_code is not None
+
+
 class Client:
-    """A device connection that records every frame it receives."""
+    """A device connection for the server tests: the kit's :class:`ccskit.client.DeviceClient`,
+    with received frames seen as dictionaries and timeouts in seconds before scaling."""
 
-    refs = itertools.count(1)
-
-    def __init__(self, ws: ClientConnection, user: str, device: str) -> None:
-        self.ws = ws
+    def __init__(self, ws: ClientConnection | DeviceClient, user: str, device: str) -> None:
+        if isinstance(ws, DeviceClient):
+            self.kit = ws
+        else:  # a connection upgraded by hand (a token on the upgrade, say)
+            self.kit = DeviceClient(device, "", "", user_id=user, device_id=device)
+            self.kit.attach(ws)
         self.user = user
         self.device = device
-        self.frames: list[dict[str, Any]] = []
         self.welcome: dict[str, Any] = {}
-        self.changed = asyncio.Event()
-        self.closed = asyncio.Event()
-        self.reader = asyncio.create_task(self._read())
+        self.closed = _ClosedFlag(self.kit)
 
     @classmethod
     async def open(
@@ -164,50 +186,47 @@ class Client:
         resume: dict[str, Any] | None = None,
         hello: bool = True,
     ) -> Client:
-        ws = await websockets.connect(server.ws_url, compression=None, max_size=2**22)
-        client = cls(ws, user, device)
+        kit = DeviceClient(
+            device, server.ws_url, server.token(user, device), user_id=user, device_id=device
+        )
+        client = cls(kit, user, device)
         if hello:
-            frame: dict[str, Any] = {
-                "type": "hello",
-                "ref": "hello",
-                "token": server.token(user, device),
-            }
-            if resume is not None:
-                frame["resume"] = resume
-            await client.send(frame)
-            client.welcome = await client.wait_for(lambda f: f.get("type") in ("welcome", "error"))
-            assert client.welcome["type"] == "welcome", client.welcome
+            client.welcome = await kit.open(resume=resume, timeout_s=t(5))
+        else:
+            await kit.connect(t(5))
         return client
 
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                self.frames.append(json.loads(raw))
-                self.changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            self.closed.set()
-            self.changed.set()
+    @property
+    def ws(self) -> ClientConnection:
+        connection = self.kit.connection
+        assert connection is not None, f"'{self.device}' holds no connection"
+        return connection
+
+    @property
+    def reader(self) -> asyncio.Task[None]:
+        reader = self.kit.reader
+        assert reader is not None, f"'{self.device}' never connected"
+        return reader
+
+    @property
+    def frames(self) -> list[dict[str, Any]]:
+        return [f.data if f.data is not None else {} for f in self.kit.frames]
 
     @property
     def close_code(self) -> int | None:
-        rcvd = self.ws.protocol.close_rcvd
-        return None if rcvd is None else rcvd.code
+        """The code of the close frame received (None while open or when none came)."""
+        code = self.kit.close_code
+        return None if code == 1006 else code
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(frame))
 
     async def request(self, frame: dict[str, Any], within: float = 5) -> dict[str, Any]:
         """Send a command and return its ``ack`` or ``error``."""
-        ref = frame.setdefault("ref", f"r{next(self.refs)}")
-        await self.send(frame)
-        return await self.wait_for(
-            lambda f: f.get("ref") == ref and f.get("type") in ("ack", "error"), within
-        )
+        return await self.kit.request(frame, t(within))
 
     async def send_msg(self, conv: str, body: Any, cmid: str | None = None) -> dict[str, Any]:
-        cmid = cmid or f"c{next(self.refs)}"
+        cmid = cmid or self.kit.next_client_msg_id()
         return await self.request(
             {"type": "send", "conversation_id": conv, "client_msg_id": cmid, "body": body}
         )
@@ -216,29 +235,24 @@ class Client:
         self, pred: Callable[[dict[str, Any]], bool], within: float = 5, start: int = 0
     ) -> dict[str, Any]:
         """First frame (from index ``start``) matching ``pred``; fail after ``within`` seconds."""
-        deadline = time.monotonic() + t(within)
-        seen = start
-        while True:
-            for frame in self.frames[seen:]:
-                if pred(frame):
-                    return frame
-            seen = len(self.frames)
-            if self.closed.is_set():
-                raise AssertionError(
-                    f"closed ({self.close_code}) before match; last frames: {self.tail()}"
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"no matching frame within {within}s; last frames: {self.tail()}"
-                )
-            self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
+        found: list[dict[str, Any]] = []
+
+        def matched_or_closed() -> bool:
+            found[:] = [f for f in self.frames[start:] if pred(f)][:1]
+            return bool(found) or self.closed.is_set()
+
+        await wait_until([self.kit], matched_or_closed, t(within))
+        if found:
+            return found[0]
+        if self.closed.is_set():
+            raise AssertionError(
+                f"closed ({self.close_code}) before match; last frames: {self.tail()}"
+            )
+        raise AssertionError(f"no matching frame within {within}s; last frames: {self.tail()}")
 
     def tail(self, count: int = 5) -> str:
         """The last frames, each cut to 200 characters, for failure messages."""
-        return "; ".join(json.dumps(f)[:200] for f in self.frames[-count:])
+        return "; ".join(f.raw[:200] for f in self.kit.frames[-count:])
 
     def messages(self, conv: str, kind: str = "message") -> list[dict[str, Any]]:
         return [
@@ -251,13 +265,13 @@ class Client:
         return self.messages(conv)
 
     async def wait_closed(self, within: float = 5) -> int | None:
-        await asyncio.wait_for(self.closed.wait(), t(within))
+        if not await wait_until([self.kit], self.closed.is_set, t(within)):
+            raise TimeoutError(f"'{self.device}' still open after {within} s")
         return self.close_code
 
     async def close(self) -> None:
-        await self.ws.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.reader, t(5))
+        with contextlib.suppress(Exception):  # already closed by the server: nothing to undo
+            await self.kit.close(1000, "", t(5))
 
 
 async def create_database(name: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from ccskit.percentile import percentile
 
 from .support import ADMIN_DSN, ROOT, Api, Client, ServerProcess, create_database, drop_database, t
 
@@ -104,7 +105,7 @@ async def test_latency_of_one_device_pair(server_factory, api: Api) -> None:
     deliveries.sort()
 
     def pct(xs: list[float], p: float) -> float:
-        return round(xs[min(len(xs) - 1, int(len(xs) * p))] * 1000, 2)
+        return round(percentile(xs, p * 100) * 1000, 2)
 
     print(
         f"\nlatency over 300 msgs: send->ack p50 {pct(acks, 0.5)} ms p99 {pct(acks, 0.99)} ms;"
