@@ -10,8 +10,8 @@ Resource            ../../resources/conformance.resource
 Suite Setup         Two Server Nodes Share A Private Database And Redis
 Suite Teardown      Both Nodes And Every Private Service Are Released
 Test Setup          A Fault Test Starts Alone
-Test Teardown       Run Keywords    Every Fault Is Healed    AND
-...                     Remove Commit Stall From The Private Database
+Test Teardown       Run Keywords    Release All Conversation Row Locks    AND
+...                     Every Fault Is Healed    AND    Remove Commit Stall From The Private Database
 
 Test Tags           fault    P12
 
@@ -32,6 +32,26 @@ A Hello During A Database Outage Is Unavailable And Closed With 1012
     Should Be Equal    ${health}[json][database]    unavailable
     Restart PostgreSQL
     Connect Device    alice-phone
+
+A Send Stalled Behind A Lock Is Unavailable And Never Stored Afterwards
+    [Documentation]    Another transaction holds the conversation's row past the server's
+    ...    deadline: the send gets ``unavailable`` (the commit was never requested), and once the
+    ...    lock is gone the message neither appears in the table nor reaches bob.
+    [Tags]    spec:4.2-j    spec:4.2-k
+    Devices Are Connected    alice-phone    bob-phone
+    ${key}    Unique Name    locked
+    ${private_url}    Private PostgreSQL Url
+    ${room}    Conversation Id    team-room
+    ${wait}    Evaluate    ${NODE_DB_TIMEOUT_MS} * 3 / 1000
+    Lock Conversation Row    ${private_url}    ${room}
+    ${reply}    Send Message Expecting Reply    alice-phone    team-room    behind a lock
+    ...    client_msg_id=${key}    timeout=${wait}s
+    Release Conversation Row Lock    ${room}
+    Should Be Equal    ${reply}[type]    error    a send that could not commit was acked: ${reply}
+    Should Be Equal    ${reply}[code]    unavailable
+    Mark Frames    bob-phone
+    Should Not Receive Frame    bob-phone    message    window=${wait}s    client_msg_id=${key}
+    Check Row Count    SELECT id FROM messages WHERE client_msg_id = '${key}'    ==    0    alias=${DB}
 
 A Send Whose Commit Stalls Is Answered Truthfully And Stored At Most Once
     [Documentation]    The insert returns, then its COMMIT hangs in PostgreSQL past the server's
