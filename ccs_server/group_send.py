@@ -18,9 +18,9 @@ commit, one notification flush, every promise of a single ``ccs_send`` kept per 
   bad item cannot fail the others;
 - a send has ``deadline_s`` from its arrival, queueing behind busy writers included. Still queued
   at the deadline: it never reached the database, ``unavailable``. Taken by a writer: the
-  statement runs under the earliest deadline of its items, and the sender waits for its verdict,
-  because only the writer knows whether COMMIT was sent. So ``unavailable`` is never followed by
-  a late commit.
+  statement runs under the earliest deadline of its items (at least half a deadline), and the
+  sender waits for its verdict, because only the writer knows whether COMMIT was sent. So
+  ``unavailable`` is never followed by a late commit, and every reply comes within 1.5 deadlines.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ SendArgs = tuple[str, str, str | None, str, str]  # conversation, user, device, 
 # (sql, args, deadline_s, state) -> rows after COMMIT; raises unavailable / outcome_unknown
 Write = Callable[[str, Sequence[Any], float, TxState], Awaitable[list[asyncpg.Record]]]
 SendOne = Callable[[SendArgs, float], Awaitable[WriteResult]]  # one send within a deadline
-MIN_STATEMENT_S = 0.001
 _LONG_S = 3600.0  # statement bound when sends have no deadline
 
 GROUP_SEND_SQL = (
@@ -180,9 +179,7 @@ class GroupSender:
         cols: list[list[Any]] = [list(col) for col in zip(*(it.args for it in items), strict=True)]
         left = min(it.deadline for it in items) - asyncio.get_running_loop().time()
         try:
-            recs = await self._write_rows(
-                GROUP_SEND_SQL, cols, max(MIN_STATEMENT_S, min(left, _LONG_S)), state
-            )
+            recs = await self._write_rows(GROUP_SEND_SQL, cols, self._bound(left), state)
         except WireError as exc:
             # unavailable (nothing stored) or outcome_unknown (COMMIT was in flight): every item
             # of the statement shares its fate
@@ -203,6 +200,17 @@ class GroupSender:
             del row["i"]
             _settle(it.fut, WriteResult(row["outcome"], row))
 
+    def _bound(self, left: float) -> float:
+        """Deadline of a statement whose most urgent item has ``left`` seconds.
+
+        Never below half a deadline: one item that queued long must not make a statement fail
+        for the fresh items beside it. That item's sender then waits past its own deadline, for
+        at most that half, because only the statement's verdict says whether it was stored.
+        """
+        if self.deadline_s is None:
+            return _LONG_S
+        return max(left, self.deadline_s / 2)
+
     async def _store_each(self, items: list[_Item]) -> None:
         unreachable = False
         loop = asyncio.get_running_loop()
@@ -214,7 +222,7 @@ class GroupSender:
                 _settle(it.fut, exc=unavailable())
                 continue
             try:
-                _settle(it.fut, await self._send_one(it.args, min(left, _LONG_S)))
+                _settle(it.fut, await self._send_one(it.args, self._bound(left)))
             except WireError as exc:
                 unreachable = exc.code in ("unavailable", "outcome_unknown")
                 _settle(it.fut, exc=exc)
