@@ -6,7 +6,8 @@
 # The way in, first that works:
 #   1. DATABASE_URL from the environment (yours: checked, never changed);
 #   2. DATABASE_URL from .ccs-env (written by an earlier run of this script);
-#   3. postgres@PGHOST_KIT:PGPORT_KIT without a password (a cluster that trusts local users);
+#   3. postgres@PGHOST_KIT:PGPORT_KIT without a password (a cluster that trusts local users;
+#      saved in .ccs-env when that is not the kit's default 127.0.0.1:5432);
 #   4. on a local cluster with password authentication (Debian's defaults: peer on the socket,
 #      scram-sha-256 on 127.0.0.1): the kit's own role `ccs` with a generated password and
 #      CREATEDB, made as the postgres OS user over the socket, saved as DATABASE_URL in .ccs-env
@@ -24,6 +25,8 @@ REDIS_PORT=${REDIS_PORT_KIT:-6379}
 DB_NAME=${CCS_DB_NAME:-ccs}
 KIT_ROLE=${CCS_DB_ROLE:-ccs}
 ENV_FILE=${CCS_ENV_FILE:-$ROOT/.ccs-env}
+# keywords/ccskit/config.py's default: the kit needs no .ccs-env for it.
+KIT_DEFAULT_URL=postgresql://postgres@127.0.0.1:5432/ccs
 export PGCONNECT_TIMEOUT=5
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -104,7 +107,7 @@ save_url() {
   (
     umask 077
     {
-      echo "# Written by scripts/ensure_services.sh: the kit's own PostgreSQL role (git-ignored)."
+      echo "# Written by scripts/ensure_services.sh: the kit's PostgreSQL login (git-ignored)."
       echo "DATABASE_URL=$1"
     } >"$tmp"
   )
@@ -141,6 +144,11 @@ elif url_works "$(saved_url)"; then
 elif url_works "postgresql://postgres@$PG_HOST:$PG_PORT/$DB_NAME"; then
   url="postgresql://postgres@$PG_HOST:$PG_PORT/$DB_NAME"
   how="user postgres without a password"
+  # Another cluster than the kit's default: the rest of the kit must find it too.
+  if [ "$url" != "$KIT_DEFAULT_URL" ]; then
+    save_url "$url"
+    how="$how, saved in $ENV_FILE"
+  fi
 elif local_pg && url=$(make_kit_role) && url_works "$url"; then
   save_url "$url"
   how="the kit's own role $KIT_ROLE (password authentication here), saved in $ENV_FILE"
