@@ -68,6 +68,15 @@ class DeviceKeywords:
                 logger.debug(f"'{alias}' received:\n{format_frames(new, len(new))}")
                 self._logged[alias] = start + len(new)
 
+    def _acked(self, alias: str, reply: dict[str, Any], what: str) -> dict[str, Any]:
+        """``reply`` when it is an ack, else a failure naming ``what`` and the device's frames."""
+        if reply.get("type") != "ack":
+            raise AssertionError(
+                f"'{alias}' expected an ack for {what}, got {json.dumps(reply)}\n"
+                f"{self._device(alias).context()}"
+            )
+        return reply
+
     def _conv(self, conversation: str) -> str:
         return self.ctx.fixtures.conversation(conversation)
 
@@ -278,12 +287,7 @@ class DeviceKeywords:
         | Should Be Equal As Integers | ${ack}[seq] | 1 |
         """
         reply = self.send_message_expecting_reply(alias, conversation, body, client_msg_id, timeout)
-        if reply.get("type") != "ack":
-            raise AssertionError(
-                f"'{alias}' expected an ack for its send to '{conversation}', "
-                f"got {json.dumps(reply)}\n{self._device(alias).context()}"
-            )
-        return reply
+        return self._acked(alias, reply, f"its send to '{conversation}'")
 
     @keyword
     def send_message_expecting_reply(
@@ -332,12 +336,7 @@ class DeviceKeywords:
         reply = self.send_command(
             alias, "receipt", timeout, conversation_id=conversation, kind=kind, seq=seq
         )
-        if reply.get("type") != "ack":
-            raise AssertionError(
-                f"'{alias}' expected an ack for receipt {kind} seq={seq} in '{conversation}', "
-                f"got {json.dumps(reply)}"
-            )
-        return reply
+        return self._acked(alias, reply, f"receipt {kind} seq={seq} in '{conversation}'")
 
     @keyword
     def send_raw(self, alias: str, payload: str) -> None:
