@@ -179,14 +179,11 @@ class CCSMetricsListener:
             META_COMMIT: self._run["commit"],
             META_MACHINE: runinfo.machine_text(self._run["machine"]),
         }
-        if self._run["pabot_pool_id"] is None:
-            selected = {test.full_name for test in data.all_tests}
-            gap = coverage.left_out_of(self._run["sources"], selected, self._run["selection"])
-            metadata[META_LEFT_OUT] = coverage.summary_text(gap)
-        else:
-            metadata[META_LEFT_OUT] = (
-                "see performance-report.html (pabot: one selection per worker)"
-            )
+        # A pabot worker runs a share of the suites: only the tag selection says what the run left.
+        pabot = self._run["pabot_pool_id"] is not None
+        selected = None if pabot else {test.full_name for test in data.all_tests}
+        gap = coverage.left_out_of(self._run["sources"], selected, self._run["selection"])
+        metadata[META_LEFT_OUT] = coverage.summary_text(gap) + (" (by tags)" if pabot else "")
         for name, value in metadata.items():
             result.metadata.setdefault(name, value)
 

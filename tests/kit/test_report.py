@@ -781,6 +781,9 @@ def test_not_measured_always_says_why(tmp_path: Path) -> None:
     }
     left = coverage.left_out(run)
     assert left.total == 4 and left.ran == 2
+    selection = {"include": [], "exclude": ["stress", "fault"]}
+    by_tags = coverage.left_out_of([str(folder)], None, selection)  # what a pabot worker can tell
+    assert (by_tags.total, by_tags.ran, by_tags.groups) == (4, 2, left.groups)
     assert left.groups == {
         "excluded by tag stress": ["Suites.Flow.Hot Room"],
         "excluded by tag fault": ["Suites.Flow.Kill The Database"],

@@ -69,8 +69,14 @@ def left_out(run: dict[str, Any]) -> LeftOut:
     return left_out_of(info.get("sources") or [], ran, info.get("selection") or {})
 
 
-def left_out_of(sources: list[str], ran: set[str], selection: dict[str, list[str]]) -> LeftOut:
-    """The tests of ``sources`` whose full names are not in ``ran``, grouped by reason."""
+def left_out_of(
+    sources: list[str], ran: set[str] | None, selection: dict[str, list[str]]
+) -> LeftOut:
+    """The tests of ``sources`` whose full names are not in ``ran``, grouped by reason.
+
+    ``ran=None`` judges by the tag selection alone (a pabot worker sees only its own share of
+    the suites, but every worker had the same tags).
+    """
     sources = [s for s in sources if s]
     if not sources:
         return LeftOut(error="the metrics files name no suite sources (older listener)")
@@ -82,10 +88,13 @@ def left_out_of(sources: list[str], ran: set[str], selection: dict[str, list[str
     except Exception as exc:  # any parse failure is reported, never fatal
         return LeftOut(error=f"could not parse {', '.join(sources)}: {exc}")
     include, exclude = selection.get("include", []), selection.get("exclude", [])
-    result = LeftOut(total=len(every), ran=sum(1 for name, _tags in every if name in ran))
+    result = LeftOut(total=len(every))
     for name, tags in every:
-        if name not in ran:
-            result.groups.setdefault(_reason(tags, include, exclude), []).append(name)
+        reason = _reason(tags, include, exclude)
+        if name in ran if ran is not None else reason == NOT_SELECTED:
+            result.ran += 1
+        else:
+            result.groups.setdefault(reason, []).append(name)
     return result
 
 
