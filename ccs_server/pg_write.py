@@ -11,7 +11,9 @@ transaction, and COMMIT is sent only if the statement returned within the deadli
 - failure after COMMIT was sent and before its answer arrived (deadline passed, connection lost,
   backend killed): the commit may or may not have happened. Answer: ``outcome_unknown``; the
   client retries with the same key and gets either the original message (``duplicate: true``)
-  or a fresh ack, never two messages.
+  or a fresh ack, never two messages. A COMMIT that PostgreSQL itself answers with an error (a
+  cancelled deferred trigger, say) rolled back: ``unavailable`` again. ``statement_timeout``
+  never bounds a COMMIT, so a COMMIT that hangs ends at the client-side deadline: unknown.
 
 ``SET LOCAL statement_timeout`` just under the deadline lets PostgreSQL itself cancel a statement
 stuck on a lock: the error arrives on a healthy connection (kept in the pool) and the locks the
@@ -69,5 +71,9 @@ async def write(
 
     try:
         return await pool.run(transaction, timeout=deadline_s)
+    except asyncpg.QueryCanceledError as exc:
+        # PostgreSQL cancelled a statement (statement_timeout, pg_cancel_backend): an error, so the
+        # transaction rolled back; a cancel cannot undo a commit (past the record it only warns)
+        raise unavailable() from exc
     except UNREACHABLE as exc:
         raise (outcome_unknown() if state.commit_sent else unavailable()) from exc

@@ -63,6 +63,15 @@ async def wait_backend(conn: asyncpg.Connection, node: str, where: str) -> int:
     raise AssertionError(f"no backend of {node} with {where} within 5 s")
 
 
+async def wait_gone(conn: asyncpg.Connection, node: str, where: str) -> None:
+    """Until no node backend matches ``where`` (polled: another process)."""
+    deadline = time.monotonic() + t(10)
+    while await node_backends(conn, node, where):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"backends of {node} with {where} still there after 10 s")
+        await asyncio.sleep(0.05)
+
+
 async def stored(conn: asyncpg.Connection, cmid: str) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM messages WHERE client_msg_id = $1", cmid))
 
@@ -138,6 +147,56 @@ async def test_backend_killed_before_commit_is_unavailable_at_once(
     retry = await a.send_msg(conv, {"n": "killed"}, cmid=killed)
     assert retry["type"] == "ack" and (retry["duplicate"], retry["seq"]) == (False, 2), retry
     assert [m["seq"] for m in await b.wait_messages(conv, 2)] == [1, 2]
+    await a.close()
+    await b.close()
+
+
+@contextlib.asynccontextmanager
+async def commits_stalled(
+    db: asyncpg.Connection, prefix: str, seconds: float
+) -> AsyncIterator[None]:
+    """COMMIT of a transaction inserting a message keyed ``prefix...`` sleeps ``seconds`` (a
+    deferred constraint trigger): the statement returns at once, its COMMIT is what hangs."""
+    await db.execute(
+        "CREATE OR REPLACE FUNCTION b_test_commit_stall() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN PERFORM pg_sleep({float(seconds)}); RETURN NULL; END $$"
+    )
+    await db.execute(
+        "CREATE CONSTRAINT TRIGGER b_test_commit_stall AFTER INSERT ON messages"
+        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+        f" WHEN (NEW.client_msg_id LIKE '{prefix}%') EXECUTE FUNCTION b_test_commit_stall()"
+    )
+    try:
+        yield
+    finally:
+        await db.execute("DROP TRIGGER IF EXISTS b_test_commit_stall ON messages")
+        await db.execute("DROP FUNCTION IF EXISTS b_test_commit_stall()")
+
+
+async def test_commit_hanging_past_the_deadline_is_outcome_unknown_and_retry_tells(
+    server_factory: ServerFactory, db: asyncpg.Connection, api: Api
+) -> None:
+    """COMMIT still running at the deadline (statement_timeout does not bound a COMMIT): the
+    server cannot know, says ``outcome_unknown``; the commit then completes, and the retry with
+    the same key answers the original message as a duplicate."""
+    node = await server_factory("commitstall", CCS_DB_TIMEOUT_MS="1000")
+    api = Api(node, api.http, RUN)
+    conv, a, b = await _pair(node, api)
+    key = api.uid("slowcommit")
+    async with commits_stalled(db, key, 2.0):
+        reply = await a.send_msg(conv, {"n": "slow"}, cmid=key)
+        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
+            "error",
+            "outcome_unknown",
+            True,
+        ), reply
+        # the abandoned backend finishes its COMMIT on its own
+        await wait_gone(db, "commitstall", "wait_event = 'PgSleep'")
+    assert await stored(db, key) == 1
+    retry = await a.send_msg(conv, {"n": "slow"}, cmid=key)
+    assert retry["type"] == "ack" and (retry["duplicate"], retry["seq"]) == (True, 2), retry
+    frames = await b.wait_messages(conv, 2)
+    assert [m["seq"] for m in frames] == [1, 2], b.tail()
     await a.close()
     await b.close()
 
