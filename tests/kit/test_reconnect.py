@@ -119,7 +119,9 @@ def _client(alias: str, *urls: str) -> DeviceClient:
 
 
 def _seqs(client: DeviceClient, conv: str) -> list[int]:
-    return [int(f.data["seq"]) for f in client.find("message", {"conversation_id": conv}, 0)]
+    return [
+        int((f.data or {})["seq"]) for f in client.find("message", {"conversation_id": conv}, 0)
+    ]
 
 
 def test_a_cut_connection_resumes_from_the_last_seq_without_gap_or_duplicate(
