@@ -173,7 +173,7 @@ class CCSDistributed:
             recorder.record(m.name, m.value, m.unit, m.threshold, m.op)
         _fail_beyond([m for m in figures if m.name not in TIMING])
 
-    @keyword
+    @keyword("Distributed Load Latency Should Meet The Seed's Criteria")
     def distributed_load_latency_should_meet_the_seeds_criteria(self) -> None:
         """Fails when delivery latency (avg ≤ 50 ms, p99 ≤ 1 s, from the scheduled send time)
         or send->ack time (avg ≤ 200 ms) missed the seed's criteria."""
