@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -27,6 +28,7 @@ class Node:
     listener: Listener
     metrics: Metrics
     redis: RedisLink | None = None  # None: no REDIS_URL (leases in PostgreSQL, bus over NOTIFY)
+    hello_gate: asyncio.Semaphore | None = None  # made on first hello (ws.hello_gate)
 
 
 NODE_KEY: web.AppKey[Node] = web.AppKey("node", Node)

@@ -105,6 +105,18 @@ def _http_error(status: int, code: str, message: str) -> web.Response:
     )
 
 
+def hello_gate(node: Node) -> asyncio.Semaphore:
+    """At most ``db_pool_size`` hellos do their database work at once; the rest wait here.
+
+    A hello makes several queries in a row; in a burst of thousands the pool's own queue grows
+    until waiting for a connection outlasts the database deadline, and welcomed devices are then
+    closed with 1012 because their presence write timed out. Waiting at this gate does not count
+    against any deadline, so a burst is served at the pool's pace instead of being refused."""
+    if node.hello_gate is None:
+        node.hello_gate = asyncio.Semaphore(max(1, node.settings.db_pool_size))
+    return node.hello_gate
+
+
 class Connection:
     """One WebSocket from upgrade to close."""
 
@@ -199,7 +211,8 @@ class Connection:
             raise Reject(
                 WireError("not_authenticated", "send hello first"), CloseCode.BAD_REQUEST, ref
             )
-        return await self._hello(frame, ref)
+        async with hello_gate(self.node):
+            return await self._hello(frame, ref)
 
     async def _hello(self, frame: dict[str, Any], ref: str) -> Session:
         node, s = self.node, self.node.settings
