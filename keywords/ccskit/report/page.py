@@ -130,10 +130,9 @@ def explain_unmeasured(
             )
             continue
         if failed:
-            kpi.reason += (
-                f"; {len(failed)} test{'s' if len(failed) != 1 else ''} failed and may have "
-                "stopped before recording it"
-            )
+            named = ", ".join(f"“{name}”" for name in failed[:2])
+            more = f" and {len(failed) - 2} more" if len(failed) > 2 else ""
+            kpi.reason += f"; failed, so perhaps stopped before recording it: {named}{more}"
         if left.groups:
             kpi.reason += f"; this run left out {coverage.summary_text(left).split(': ', 1)[1]}"
 
