@@ -124,7 +124,17 @@ class ApiKeywords:
     def device_status_of_message(
         self, viewer: str, conversation: str, seq: int, device: str
     ) -> dict[str, Any]:
-        """The ``{device_id, delivered, read}`` entry of ``device`` in a message's status."""
+        """The ``{device_id, delivered, read}`` entry of ``device`` in the status of message
+        ``seq`` of ``conversation``.
+
+        ``viewer`` is the device fixture whose token asks for the status (``GET
+        …/messages/{seq}/status``): it must be a member device of the conversation, or the call
+        is forbidden. ``device`` is the member device whose entry is returned; the two may be
+        the same device.
+
+        | ${entry}= | Device Status Of Message | alice-phone | team-room | 1 | bob-tablet |
+        | Should Be True | ${entry}[read] |
+        """
         status = self.message_status(viewer, conversation, seq)
         device_id = self.ctx.fixtures.device(device)[1]
         for entry in status.get("devices", []):

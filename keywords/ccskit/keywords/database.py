@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
+import psycopg2
 from robot.api import logger
 from robot.api.deco import keyword
 
 from ..context import KitContext
 from ..db import CcsDb
+
+NO_WAIT = timedelta(0)
+NO_ROW = "no row"
+DB_POLL_S = 0.1
 
 
 class DatabaseKeywords:
@@ -95,6 +101,51 @@ class DatabaseKeywords:
     def query_as_dictionaries(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         """Runs parameterised ``sql`` (``%s`` placeholders); returns rows as dictionaries."""
         return self.db.rows(sql, tuple(params))
+
+    @keyword
+    def stored_value_should_be(
+        self, sql: str, expected: str, *params: Any, what: str = "", timeout: timedelta = NO_WAIT
+    ) -> str:
+        """Reads ``sql`` (parameterised, ``%s`` placeholders) until its value is ``expected`` or
+        ``timeout`` has passed, then fails once, saying what the database holds.
+
+        The value is the first column of the result as a string (several rows: all of them,
+        comma-separated; no row: ``no row``). ``what`` states the expectation; the failure
+        adds ``expected`` when ``what`` does not show it, then what is stored: ``expected
+        "bob-tablet" delivered/read 2/0 in "team-room", but the database holds 1/0 after 5.0 s``.
+        The stored value is quoted when ``what`` quotes the expected one. With no ``timeout``
+        the value is read once (a check that something was already stored when an event came).
+        Intermediate reads are not logged, only the outcome.
+
+        | Stored Value Should Be | SELECT head_seq FROM conversations WHERE id = %s | 3 | ${id} |
+        | ... | what=expected head 3 | timeout=5s |
+        """
+        seconds = self.ctx.scaled(timeout) if timeout else 0.0
+        started = time.monotonic()
+        while True:
+            actual = self._stored_value(sql, params)
+            waited = time.monotonic() - started
+            if actual == str(expected):
+                logger.info(f"{what or sql}: the database holds {actual} ({waited:.1f} s)")
+                return actual
+            if waited >= seconds:
+                break
+            time.sleep(DB_POLL_S)
+        expectation = what or "expected"
+        if str(expected) not in expectation:
+            expectation += f" ({expected})"
+        shown = f'"{actual}"' if f'"{expected}"' in what and actual != NO_ROW else actual
+        when = f"after {waited:.1f} s" if seconds else "when read at once"
+        raise AssertionError(f"{expectation}, but the database holds {shown} {when}")
+
+    def _stored_value(self, sql: str, params: tuple[Any, ...]) -> str:
+        try:
+            rows = self.db.rows(sql, params)
+        except psycopg2.Error as exc:  # a fault test may stop the database under the check
+            return f"nothing readable ({type(exc).__name__}: {str(exc).strip()})"
+        if not rows:
+            return NO_ROW
+        return ", ".join(str(next(iter(row.values()))) for row in rows)
 
     @keyword
     def listen_to_channel(self, channel: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from datetime import timedelta
@@ -444,6 +445,38 @@ class DeviceKeywords:
                 f"order, saw {seen} ({describe_seq_problems(seen, expected)})\n"
                 f"{self._device(alias).context()}"
             )
+
+    @keyword
+    def no_duplicate_message_should_arrive(self, alias: str, window: timedelta = ONE_S) -> None:
+        """Watches ``alias`` for the whole ``window``, then fails if any ``message`` seq of a
+        conversation arrived more than once since the mark.
+
+        An in-order check passes the moment the last seq arrives; this one also catches a
+        duplicate that comes later (a replay after a reconnect, a second fan-out).
+
+        | `Messages Should Be Received In Order` | bob-phone | team-room | 1 | 5 |
+        | No Duplicate Message Should Arrive | bob-phone | window=2s |
+        """
+        client = self._device(alias)
+        seconds = self.ctx.scaled(window)
+        self._run(asyncio.sleep(seconds), seconds)
+        seen: dict[tuple[str, int], list[Frame]] = {}
+        for frame in client.find("message", {}):
+            data = frame.data or {}
+            key = (str(data.get("conversation_id")), int(data.get("seq", 0)))
+            seen.setdefault(key, []).append(frame)
+        doubled = [
+            f"seq {seq} of '{conv}' {len(frames)} times "
+            f"(frames {', '.join(f'#{f.index}' for f in frames)})"
+            for (conv, seq), frames in sorted(seen.items())
+            if len(frames) > 1
+        ]
+        if doubled:
+            raise AssertionError(
+                f"'{alias}' expected each message once, but by the end of a {seconds:.1f} s "
+                f"window received {'; '.join(doubled)}\n{client.context()}"
+            )
+        logger.info(f"'{alias}' received {len(seen)} messages, none twice, in {seconds:.1f} s")
 
     @keyword
     def delivery_latency(
