@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -72,6 +73,12 @@ async def wait_gone(conn: asyncpg.Connection, node: str, where: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def retryable_error(reply: dict[str, Any], code: str) -> None:
+    """``reply`` is the retryable error ``code`` (an ack here would be a lie)."""
+    got = (reply.get("type"), reply.get("code"), reply.get("retryable"))
+    assert got == ("error", code, True), f"expected a retryable {code} error, got {reply}"
+
+
 async def stored(conn: asyncpg.Connection, cmid: str) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM messages WHERE client_msg_id = $1", cmid))
 
@@ -99,11 +106,7 @@ async def test_send_during_lock_stall_is_unavailable_and_never_committed_later(
         began = time.monotonic()
         reply = await a.send_msg(conv, {"n": "stalled"}, cmid=stalled)
         took = time.monotonic() - began
-        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
-            "error",
-            "unavailable",
-            True,
-        ), reply
+        retryable_error(reply, "unavailable")
         assert took < t(2.5), f"unavailable after {took:.2f} s with CCS_DB_TIMEOUT_MS=1000"
         # the statement is gone before the reply: nothing left queued on the lock to commit later
         left = await node_backends(db, "lockstall", SEND_IN_LOCK)
@@ -134,11 +137,7 @@ async def test_backend_killed_before_commit_is_unavailable_at_once(
         assert await db.fetchval("SELECT pg_terminate_backend($1)", pid)
         reply = await reply_task
         took = time.monotonic() - began
-        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
-            "error",
-            "unavailable",
-            True,
-        ), reply
+        retryable_error(reply, "unavailable")
         # answered from the kill, not from the 5 s deadline after a second attempt
         assert took < t(2.5), f"unavailable after {took:.2f} s; the kill was at once"
         left = await node_backends(db, "killsend", SEND_IN_LOCK)
@@ -185,11 +184,7 @@ async def test_commit_hanging_past_the_deadline_is_outcome_unknown_and_retry_tel
     key = api.uid("slowcommit")
     async with commits_stalled(db, key, 2.0):
         reply = await a.send_msg(conv, {"n": "slow"}, cmid=key)
-        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
-            "error",
-            "outcome_unknown",
-            True,
-        ), reply
+        retryable_error(reply, "outcome_unknown")
         # the abandoned backend finishes its COMMIT on its own
         await wait_gone(db, "commitstall", "wait_event = 'PgSleep'")
     assert await stored(db, key) == 1
@@ -245,11 +240,7 @@ async def test_backend_killed_during_commit_is_outcome_unknown_and_retry_tells(
             reply = await reply_task
         finally:
             await _set_standby(private_pg, admin, None)
-        assert (reply["type"], reply.get("code"), reply.get("retryable")) == (
-            "error",
-            "outcome_unknown",
-            True,
-        ), reply
+        retryable_error(reply, "outcome_unknown")
         # this time it had committed (locally, before the kill): the retry says so
         assert await stored(admin, unsure) == 1
         retry = await a.send_msg(conv, {"n": "unsure"}, cmid=unsure)
