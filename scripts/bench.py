@@ -32,12 +32,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import psutil
 from ccskit.bench.raw import raw_commit, ws_echo_rtt
 from ccskit.bench.server import ReferenceServer
 from ccskit.checker import check
+from ccskit.config import KitConfig
 from ccskit.load import (
     LoadRun,
     PhaseStats,
@@ -50,7 +52,11 @@ from ccskit.load import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The kit's login (DATABASE_URL, or .ccs-env loaded by ccskit) on its `postgres` database.
+ADMIN_DSN = (
+    os.environ.get("BENCH_ADMIN_DSN")
+    or urlsplit(KitConfig.from_env().database_url)._replace(path="/postgres").geturl()
+)
 SECRET = "ccs-bench-secret-long-enough-for-hs256"
 # A load client above this share of one core queues frames in its own event loop, and that
 # queueing shows up as delivery latency: the issue asks for latency while the client is unsaturated.
