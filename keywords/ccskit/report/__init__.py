@@ -4,8 +4,13 @@ Modules, one concept each (importing this package pulls in nothing heavy; ``char
 matplotlib only when a report is drawn):
 
 - ``store``: read/write metrics files, merge pabot processes, pick the latest run, keep history.
-- ``stats``: percentiles and summaries of latency samples.
-- ``kpis``: the seed plan's KPIs, each measured from the run or marked "not measured in this run".
+- ``stats``: summaries of latency samples; a percentile only where the sample count supports it
+  (``stats.PERCENTILE_RULE``: p99 needs 100 samples, p99.9 1,000).
+- ``kpis``: the seed plan's KPIs: the worst figure any test measured (the highest, for
+  capacities), naming the test; an average target against averages only; else "not measured"
+  with the reason.
+- ``coverage``: what the run left out of its suite sources, and why (tag, include, selection).
+- ``runinfo``: the run's metadata: kit commit, machine, tag selection, server URL and version.
 - ``compare``: change against the previous run and regression flags.
 - ``sampler``: background RSS/CPU sampling of the server process (series for the timeline).
 - ``charts`` and ``page``: inline SVG charts and the self-contained HTML page.
