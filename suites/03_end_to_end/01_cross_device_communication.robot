@@ -35,10 +35,10 @@ A Read On Node 2 Reaches The Sender On Node 1 And The Database Agrees
     [Tags]    spec:4.4-e    spec:9-a    spec:10-d
     Given "alice-laptop" Is Signed In On "node-1"
     And "alice-tablet" Is Signed In On "node-2"
-    And "alice-laptop" Has Sent 3 Messages To "team-room"
+    And "alice-laptop" Sends 3 Messages To "team-room"
     When "alice-tablet" Reads "team-room" Up To 3
     Then "alice-laptop" Should See "alice-tablet" Read "team-room" Up To 3
-    And "alice-tablet" Should Have Delivered Up To "3" And Read Up To "3" In "team-room"
+    And "alice-tablet" Should Have Delivered Up To 3 And Read Up To 3 In "team-room"
     And "team-room" Should Store The Sent Messages As Seqs 1 To 3 In Send Order
 
 A Device Offline Meanwhile Gets Everything In Order On The Other Node
@@ -48,10 +48,10 @@ A Device Offline Meanwhile Gets Everything In Order On The Other Node
     Given "alice-phone" Is Signed In On "node-1"
     And "alice-laptop" Is Signed In On "node-1"
     And "bob-tablet" Is Signed In On "node-2"
-    And "alice-laptop" Has Sent 2 Messages To "team-room"
+    And "alice-laptop" Sends 2 Messages To "team-room"
     And "alice-phone" Received Messages 1 To 2 Of "team-room" Then Went Offline
-    When "alice-laptop" Has Sent 4 Messages To "team-room"
-    And "bob-tablet" Has Sent 4 Messages To "team-room"
+    When "alice-laptop" Sends 4 Messages To "team-room"
+    And "bob-tablet" Sends 4 Messages To "team-room"
     And "alice-phone" Reconnects To "node-2"
     Then "alice-phone" Should Be Told "team-room" Was Recovered From Seq 2
     And "alice-phone" Should Receive Messages 3 To 10 Of "team-room" In Order

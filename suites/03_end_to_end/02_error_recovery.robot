@@ -97,8 +97,8 @@ Dropped WebSocket Connections Resume With Everything Recovered
     Given Live Traffic Flows With Alice Behind The Client Link
     When Cut Proxy    ws-link
     And Restore Proxy    ws-link
-    Then "alice-laptop" Should Have Reconnected To "node-1" After Close "1006" With Everything Recovered
-    And "alice-phone" Should Have Reconnected To "node-1" After Close "1006" With Everything Recovered
+    Then "alice-laptop" Should Have Reconnected To "node-1" After Close 1006 With Everything Recovered
+    And "alice-phone" Should Have Reconnected To "node-1" After Close 1006 With Everything Recovered
     And Traffic Keeps Flowing
     And No Message Was Lost, Doubled Or Reordered
 
@@ -108,8 +108,8 @@ The Clients Of A Killed Node Continue On Another Node
     [Tags]    spec:10-d
     Given Live Traffic Flows Between Devices On Both Nodes
     When Node "node-1" Is Killed
-    Then "alice-laptop" Should Have Reconnected To "node-2" After Close "1006" With Everything Recovered
-    And "alice-phone" Should Have Reconnected To "node-2" After Close "1006" With Everything Recovered
+    Then "alice-laptop" Should Have Reconnected To "node-2" After Close 1006 With Everything Recovered
+    And "alice-phone" Should Have Reconnected To "node-2" After Close 1006 With Everything Recovered
     And Traffic Keeps Flowing
     And No Message Was Lost, Doubled Or Reordered
 
@@ -119,8 +119,8 @@ The Clients Of A Node Shut Down Gracefully Are Told 1012 And Continue Elsewhere
     [Tags]    spec:7-d
     Given Live Traffic Flows Between Devices On Both Nodes
     When Stop Reference Node    node-1
-    Then "alice-laptop" Should Have Reconnected To "node-2" After Close "1012" With Everything Recovered
-    And "alice-phone" Should Have Reconnected To "node-2" After Close "1012" With Everything Recovered
+    Then "alice-laptop" Should Have Reconnected To "node-2" After Close 1012 With Everything Recovered
+    And "alice-phone" Should Have Reconnected To "node-2" After Close 1012 With Everything Recovered
     And Traffic Keeps Flowing
     And No Message Was Lost, Doubled Or Reordered
 

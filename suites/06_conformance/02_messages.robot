@@ -144,7 +144,7 @@ History Pages Run Forward From After Seq And Backward From The Newest
     ...    it: the newest page (below ``before_seq``), ``has_more`` when older exist.
     [Tags]    spec:4.5-b    spec:4.5-c
     Devices Are Connected    alice-phone
-    "alice-phone" Has Sent 5 Messages To "team-room"
+    "alice-phone" Sends 5 Messages To "team-room"
     History Of "alice-phone" In "team-room" Should Be [2, 3] With More True    after_seq=${1}    limit=${2}
     History Of "alice-phone" In "team-room" Should Be [4] With More False    after_seq=${3}    before_seq=${5}
     History Of "alice-phone" In "team-room" Should Be [4, 5] With More True    limit=${2}
@@ -155,7 +155,7 @@ History Shows Current Versions And Tombstones In Ascending Order
     [Documentation]    An edited message appears edited, a deleted one as its tombstone.
     [Tags]    spec:4.5-d
     Devices Are Connected    alice-phone
-    "alice-phone" Has Sent 3 Messages To "team-room"
+    "alice-phone" Sends 3 Messages To "team-room"
     Send Command    alice-phone    edit    conversation_id=team-room    seq=${1}    expected_version=${1}
     ...    body=edited
     Send Command    alice-phone    delete    conversation_id=team-room    seq=${2}    expected_version=${1}
@@ -171,7 +171,7 @@ Replayed Messages Come In Their Current Version
     [Documentation]    bob-phone was never connected: its replay has the edit and the tombstone.
     [Tags]    spec:3.2-e
     Devices Are Connected    alice-phone
-    "alice-phone" Has Sent 2 Messages To "team-room"
+    "alice-phone" Sends 2 Messages To "team-room"
     Send Command    alice-phone    edit    conversation_id=team-room    seq=${1}    expected_version=${1}
     ...    body=edited before replay
     Send Command    alice-phone    delete    conversation_id=team-room    seq=${2}    expected_version=${1}
@@ -186,7 +186,7 @@ The Offline Cursor Moves Only With Receipts
     ...    ``receipt delivered 2`` the next connect starts after 2.
     [Tags]    spec:3.2-c    spec:3.2-a
     Devices Are Connected    alice-phone    bob-phone
-    "alice-phone" Has Sent 2 Messages To "team-room"
+    "alice-phone" Sends 2 Messages To "team-room"
     Messages Should Be Received In Order    bob-phone    team-room    1    2
     Disconnect Device    bob-phone
     ${welcome}    Connect Device    bob-phone

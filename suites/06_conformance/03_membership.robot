@@ -16,9 +16,9 @@ A Member Added While Offline Receives Only Messages After Its Join Point
     ...    ``recovered`` is true and only seq 4 is replayed.
     [Tags]    spec:3.2-b    P8
     Devices Are Connected    alice-phone
-    "alice-phone" Has Sent 3 Messages To "team-room"
+    "alice-phone" Sends 3 Messages To "team-room"
     Add Member    team-room    carol
-    "alice-phone" Has Sent 1 Messages To "team-room"
+    "alice-phone" Sends 1 Messages To "team-room"
     ${welcome}    Connect Device    carol-phone
     ${room}    Conversation Id    team-room
     VAR    ${entry}    ${welcome}[conversations][${room}]
@@ -62,9 +62,9 @@ History Of A Member Starts At Its Join Point, An Admin Reads Everything
     ...    empty without ``has_more``; an admin token reads 1 to 4 over REST.
     [Tags]    spec:4.5-e    spec:8.4-c
     Devices Are Connected    alice-phone
-    "alice-phone" Has Sent 3 Messages To "team-room"
+    "alice-phone" Sends 3 Messages To "team-room"
     Add Member    team-room    carol
-    "alice-phone" Has Sent 1 Messages To "team-room"
+    "alice-phone" Sends 1 Messages To "team-room"
     Devices Are Connected    carol-phone
     History Of "carol-phone" In "team-room" Should Be [4] With More False
     History Of "carol-phone" In "team-room" Should Be [] With More False    before_seq=${3}
@@ -78,7 +78,7 @@ A Member Added While Connected Is Told And Receives What Follows
     ...    reaches carol live.
     [Tags]    spec:5.5-a
     Devices Are Connected    alice-phone    bob-tablet    carol-phone
-    "alice-phone" Has Sent 2 Messages To "team-room"
+    "alice-phone" Sends 2 Messages To "team-room"
     Add Member    team-room    carol
     ${carol}    User Id    carol
     ${room}    Conversation Id    team-room
@@ -94,7 +94,7 @@ A Membership Row Inserted By Another Program Acts Like Adding A Member
     ...    the next message, not the earlier ones.
     [Tags]    spec:9-e
     Devices Are Connected    alice-phone    carol-phone
-    "alice-phone" Has Sent 2 Messages To "team-room"
+    "alice-phone" Sends 2 Messages To "team-room"
     ${carol}    User Id    carol
     ${room}    Conversation Id    team-room
     Execute Sql String
