@@ -119,7 +119,7 @@ class DeviceConnection(LeanConnection):
                 refusals, last = refusals + 1, str(exc)
             except Failed as exc:
                 return Outcome(False, attempt, refusals, errors, time.perf_counter() - t0, str(exc))
-            except (OSError, TimeoutError, ConnectionClosed, InvalidStatus) as exc:
+            except Exception as exc:  # network, timeout, a handshake cut short: try again
                 errors, last = errors + 1, f"{type(exc).__name__}: {exc}"[:160]
             await self._discard()
             await asyncio.sleep(self.policy.delay(attempt))

@@ -160,8 +160,8 @@ class MasterState:
             "ended": time.time(),
             "check": {**result.as_dict(), "summary": result.summary(), "text": result.describe()},
             "totals": {**totals, "expected_deliveries": expected_deliveries},
-            "delivery_ms": percentiles(delivery, (50, 95, 99, 99.9)),
-            "ack_ms": percentiles(ack, (50, 95, 99)),
+            "delivery_ms": _finite(percentiles(delivery, (50, 95, 99, 99.9))),
+            "ack_ms": _finite(percentiles(ack, (50, 95, 99))),
             "delivery_ms_sample": delivery[:: max(1, len(delivery) // 20_000)],
             "locust": snapshot(self.environment.stats),
             "per_worker": {str(k): w.summary for k, w in sorted(self.collected.workers.items())},
@@ -170,6 +170,11 @@ class MasterState:
     def register(self, runner: Any) -> None:
         runner.register_message("ccs:quiesced", self.on_quiesced)
         runner.register_message("ccs:records", self.on_records)
+
+
+def _finite(figures: dict[str, float]) -> dict[str, float | None]:
+    """NaN (no sample at all) as null: JSON has no NaN."""
+    return {k: (v if v == v else None) for k, v in figures.items()}
 
 
 def _expected_deliveries(history: Any) -> int:

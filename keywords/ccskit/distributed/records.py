@@ -191,6 +191,9 @@ class Collected:
         }
         total["closes"] = sum(len(x.get("closes", [])) for x in s)
         total["close_examples"] = [c for x in s for c in x.get("closes", [])][:5]
+        total["close_codes"] = dict(
+            Counter(str(c[1]) for x in s for c in x.get("closes", [])).most_common(8)
+        )
         total["connect_failures"] = [f for x in s for f in x.get("connect_failures", [])][:5]
         firsts = [x["connect_first"] for x in s if x.get("connect_first")]
         lasts = [x["connect_last"] for x in s if x.get("connect_last")]
