@@ -1,6 +1,6 @@
 """Compare asyncpg and psycopg 3 (async) on the server's hot path: one INSERT + COMMIT per message.
 
-Usage: ``python scripts/bench_drivers.py [--messages 3000] [--dsn postgresql://...]``
+Usage: ``python scripts/bench_drivers.py [--messages 3000]`` (the kit's ``DATABASE_URL`` login)
 
 Each worker owns one connection and runs single-row inserts in autocommit mode (every statement is
 its own committed transaction, like one send). Prints msgs/s and p50/p99 per driver for 1 and 8
@@ -12,18 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from ccskit.config import database_url_for
+from ccskit.percentile import percentile
 
 try:
     import psycopg
 except ImportError:  # psycopg is only needed for this benchmark
     psycopg = None  # type: ignore[assignment]
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "ccs_bench_drivers"
 DDL = (
     "CREATE TABLE IF NOT EXISTS bench_msgs (id bigserial PRIMARY KEY, conv text NOT NULL, "
@@ -83,8 +83,8 @@ async def run(
         "connections": conns,
         "messages": len(lat),
         "msgs_per_s": round(len(lat) / elapsed),
-        "p50_ms": round(statistics.median(lat) * 1000, 3),
-        "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 3),
+        "p50_ms": round(percentile(lat, 50) * 1000, 3),
+        "p99_ms": round(percentile(lat, 99) * 1000, 3),
     }
 
 
@@ -93,10 +93,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=3000)
     args = parser.parse_args()
-    admin = await asyncpg.connect(ADMIN_DSN)
+    admin = await asyncpg.connect(database_url_for("postgres"))
     await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
     await admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    dsn = f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}"
+    dsn = database_url_for(BENCH_DB)
     try:
         setup = await asyncpg.connect(dsn)
         await setup.execute(DDL)

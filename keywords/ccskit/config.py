@@ -85,3 +85,11 @@ def ws_url_for(base_url: str) -> str:
     parts = urlsplit(base_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
+
+
+def database_url_for(dbname: str, base_url: str | None = None) -> str:
+    """The kit's database URL (login, host, port) naming another database: scratch databases
+    for tests and benches are made with the same login the kit was given, which on a cluster
+    with password authentication is the kit's own role, not ``postgres``."""
+    parts = urlsplit(base_url or KitConfig.from_env().database_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, ""))

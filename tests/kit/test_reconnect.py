@@ -15,7 +15,7 @@ import pytest
 from ccskit.api import CcsApi
 from ccskit.client import ClientError, DeviceClient, ReconnectPolicy
 from ccskit.closecodes import may_reconnect
-from ccskit.config import ws_url_for
+from ccskit.config import database_url_for, ws_url_for
 from ccskit.faults.proxy import TcpProxy
 from ccskit.fixtures import Fixtures
 from ccskit.loop import shared_loop
@@ -25,7 +25,7 @@ from fake_ccs import FakeCcs
 
 registry = Fixtures()  # the fixture names this module creates
 
-DB_URL = "postgresql://postgres@127.0.0.1:5432/kit_reconnect_pytest"
+DB_URL = database_url_for("kit_reconnect_pytest")
 FAST = ReconnectPolicy(base_s=0.02, cap_s=0.2, give_up_after_s=20)
 
 

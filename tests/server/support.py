@@ -18,7 +18,7 @@ import asyncpg
 import psutil
 from ccskit.api import CcsApi
 from ccskit.client import DeviceClient, wait_until
-from ccskit.config import PROJECT_ROOT, KitConfig, scaled, ws_url_for
+from ccskit.config import PROJECT_ROOT, KitConfig, database_url_for, scaled, ws_url_for
 from ccskit.fixtures import Fixtures
 from ccskit.server import ServerProcess as KitServerProcess
 from ccskit.tokens import mint_token
@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection
 
 ROOT = PROJECT_ROOT
 SECRET = "ccs-test-secret-0123456789abcdef"
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+ADMIN_DSN = database_url_for("postgres")
 # The server's token settings are the kit's defaults; only the secret is the tests' own.
 TOKENS = replace(KitConfig.from_env(), token_secret=SECRET)
 
@@ -281,7 +281,7 @@ async def create_database(name: str) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+    return database_url_for(name)
 
 
 async def drop_orphaned_databases(prefix: str) -> list[str]:
