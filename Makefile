@@ -12,7 +12,8 @@ RESULTS ?= results
 
 .DEFAULT_GOAL := help
 .PHONY: help venv services run test suite stress faults bench report health env-up env-down \
-        lint typecheck pytest acceptance libdoc clean conformance mutation distributed
+        lint typecheck pytest acceptance libdoc clean conformance mutation distributed \
+        model
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +53,10 @@ distributed: services venv ## Locust master + WORKERS local workers vs a referen
 
 mutation: services venv ## Plant each catalogued server defect, run the suites: MUTANTS= SUITES= MODEL_ONLY=1
 	MUTANTS="$(MUTANTS)" SUITES="$(SUITES)" MODEL_ONLY="$(MODEL_ONLY)" $(BIN)/python scripts/mutation.py $(MUTATION_ARGS)
+
+model: services venv ## Model-based random walks: make model [SEED=123[.4]] [MODEL_BUDGET=10m]
+	MODEL_SEED="$(SEED)" MODEL_BUDGET="$(or $(MODEL_BUDGET),10m)" $(BIN)/python scripts/run_suites.py \
+	  --suite model --include-all $(ROBOT_ARGS)
 
 report: venv ## One-page performance and reliability report -> results/performance-report.html (RESULTS=dir)
 	$(BIN)/python scripts/report.py --results $(RESULTS)

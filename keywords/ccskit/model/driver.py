@@ -91,18 +91,23 @@ class Driver:
 
     def create_conversation(self, name: str, members: list[str]) -> str:
         real = self.fixture.add(name, unique_id(f"m-{name}"))
-        self.api.call("POST", "/v1/conversations", json={"conversation_id": real,
-                      "title": name, "members": members})  # fmt: skip
+        self.api.call(
+            "POST",
+            "/v1/conversations",
+            json={"conversation_id": real, "title": name, "members": members},
+        )
         return real
 
     def add_member(self, conversation_id: str, user_id: str) -> int:
-        status, _ = self.api.call("POST", f"/v1/conversations/{conversation_id}/members",
-                                  json={"user_id": user_id})  # fmt: skip
+        status, _ = self.api.call(
+            "POST", f"/v1/conversations/{conversation_id}/members", json={"user_id": user_id}
+        )
         return status
 
     def remove_member(self, conversation_id: str, user_id: str) -> int:
-        status, _ = self.api.call("DELETE",
-                                  f"/v1/conversations/{conversation_id}/members/{user_id}")  # fmt: skip
+        status, _ = self.api.call(
+            "DELETE", f"/v1/conversations/{conversation_id}/members/{user_id}"
+        )
         return status
 
     # ----- tokens ------------------------------------------------------------------------------
@@ -126,8 +131,9 @@ class Driver:
         old = self.clients.get(device_id)
         if old is not None and old.connected:
             raise AssertionError(f"walk bug: {device_id} is already connected")
-        client = DeviceClient(device_id, self.ws_url, token, user_id=self.user_of[device_id],
-                              device_id=device_id)  # fmt: skip
+        client = DeviceClient(
+            device_id, self.ws_url, token, user_id=self.user_of[device_id], device_id=device_id
+        )
         try:
             reply = self._run(client.open(resume=resume or None, timeout_s=REPLY_TIMEOUT_S))
         except ConnectRefused as exc:
@@ -176,46 +182,94 @@ class Driver:
         return Reply(frame, None, ref)
 
     # ----- REST --------------------------------------------------------------------------------
-    def rest(self, method: str, path: str, token: str, body: Any = None,
-             params: dict[str, Any] | None = None) -> Reply:  # fmt: skip
+    def rest(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Reply:
         try:
-            status, data = self.api.call(method, path, token=token, json=body, params=params,
-                                         expect=tuple(range(200, 600)))  # fmt: skip
+            status, data = self.api.call(
+                method, path, token=token, json=body, params=params, expect=tuple(range(200, 600))
+            )
         except ApiError as exc:  # pragma: no cover - every status is expected above
             return Reply({"error": str(exc)})
         return Reply(data if isinstance(data, dict) else {"raw": data}, status=status)
 
     # ----- SQL ---------------------------------------------------------------------------------
     def insert_row(self, conversation_id: str, device_id: str, cmid: str, body: Any) -> int:
-        row = self.db.insert_message(conversation_id, self.user_of[device_id], device_id, body,
-                                     client_msg_id=cmid)  # fmt: skip
+        row = self.db.insert_message(
+            conversation_id, self.user_of[device_id], device_id, body, client_msg_id=cmid
+        )
         return int(row["seq"])
+
+    def update_row(self, conversation_id: str, seq: int, body: Any) -> None:
+        """UPDATE a row's body and version as another program would (§5.2-a)."""
+        self.db.rows(
+            "UPDATE messages SET body = %s::json, version = version + 1, edited_at = now()"
+            " WHERE conversation_id = %s AND seq = %s RETURNING id",
+            (json.dumps(body), conversation_id, seq),
+        )
 
     def snapshot(self, conversations: list[str], devices: list[str]) -> dict[str, Any]:
         """The rows of the walk's conversations and devices (protocol section 9)."""
         rows = self.db.rows(
             "SELECT conversation_id, seq, sender_device_id, client_msg_id, version, deleted,"
             " body::text AS body FROM messages WHERE conversation_id = ANY(%s)"
-            " ORDER BY conversation_id, seq", (conversations,))  # fmt: skip
+            " ORDER BY conversation_id, seq",
+            (conversations,),
+        )
         messages: dict[str, list[tuple[Any, ...]]] = {c: [] for c in conversations}
         for r in rows:
             body = json.loads(r["body"]) if r["body"] is not None else None
-            messages[r["conversation_id"]].append((r["seq"], r["sender_device_id"],
-                r["client_msg_id"], r["version"], r["deleted"], body_key(body)))  # fmt: skip
-        heads = {r["id"]: r["head_seq"] for r in self.db.rows(
-            "SELECT id, head_seq FROM conversations WHERE id = ANY(%s)", (conversations,))}  # fmt: skip
-        members = {(r["conversation_id"], r["user_id"]) for r in self.db.rows(
-            "SELECT conversation_id, user_id FROM conversation_members"
-            " WHERE conversation_id = ANY(%s)", (conversations,))}  # fmt: skip
-        cursors = {(r["device_id"], r["conversation_id"]): (r["delivered_upto"], r["read_upto"])
-                   for r in self.db.rows(
-            "SELECT device_id, conversation_id, delivered_upto, read_upto FROM device_cursors"
-            " WHERE device_id = ANY(%s)", (devices,))}  # fmt: skip
-        presence = {r["device_id"]: r["status"] for r in self.db.rows(
-            "SELECT device_id, status FROM device_presence WHERE device_id = ANY(%s)",
-            (devices,))}  # fmt: skip
-        return {"messages": messages, "heads": heads, "members": members, "cursors": cursors,
-                "presence": presence}  # fmt: skip
+            messages[r["conversation_id"]].append(
+                (
+                    r["seq"],
+                    r["sender_device_id"],
+                    r["client_msg_id"],
+                    r["version"],
+                    r["deleted"],
+                    body_key(body),
+                )
+            )
+        heads = {
+            r["id"]: r["head_seq"]
+            for r in self.db.rows(
+                "SELECT id, head_seq FROM conversations WHERE id = ANY(%s)", (conversations,)
+            )
+        }
+        members = {
+            (r["conversation_id"], r["user_id"])
+            for r in self.db.rows(
+                "SELECT conversation_id, user_id FROM conversation_members"
+                " WHERE conversation_id = ANY(%s)",
+                (conversations,),
+            )
+        }
+        cursors = {
+            (r["device_id"], r["conversation_id"]): (r["delivered_upto"], r["read_upto"])
+            for r in self.db.rows(
+                "SELECT device_id, conversation_id, delivered_upto, read_upto FROM device_cursors"
+                " WHERE device_id = ANY(%s)",
+                (devices,),
+            )
+        }
+        presence = {
+            r["device_id"]: r["status"]
+            for r in self.db.rows(
+                "SELECT device_id, status FROM device_presence WHERE device_id = ANY(%s)",
+                (devices,),
+            )
+        }
+        return {
+            "messages": messages,
+            "heads": heads,
+            "members": members,
+            "cursors": cursors,
+            "presence": presence,
+        }
 
     def close(self) -> None:
         self.close_all()
@@ -231,15 +285,28 @@ def received_streams(client: DeviceClient) -> tuple[dict[tuple[str, str], list[A
         data = frame.data or {}
         kind, conv = data.get("type"), str(data.get("conversation_id"))
         if kind in ("message", "message_updated"):
-            item: tuple[Any, ...] = (kind, conv, data.get("seq"), data.get("version"),
-                                     data.get("deleted"), body_key(data.get("body")))  # fmt: skip
+            item: tuple[Any, ...] = (
+                kind,
+                conv,
+                data.get("seq"),
+                data.get("version"),
+                data.get("deleted"),
+                body_key(data.get("body")),
+            )
             streams.setdefault((MESSAGE_CATEGORY, conv), []).append(item)
         elif kind == "receipt":
-            item = (kind, conv, data.get("device_id"), data.get("delivered_upto"),
-                    data.get("read_upto"))  # fmt: skip
+            item = (
+                kind,
+                conv,
+                data.get("device_id"),
+                data.get("delivered_upto"),
+                data.get("read_upto"),
+            )
             streams.setdefault((RECEIPT_CATEGORY, conv), []).append(item)
         elif kind in ("member_added", "member_removed"):
-            streams.setdefault((MEMBER_CATEGORY, conv), []).append((kind, conv, data.get("user_id")))
+            streams.setdefault((MEMBER_CATEGORY, conv), []).append(
+                (kind, conv, data.get("user_id"))
+            )
         elif kind == "presence":
             presence.append(data)
     return streams, presence

@@ -57,8 +57,10 @@ class RunResult:
 
     def summary(self) -> str:
         rules = ", ".join(f"{k} {v}" for k, v in sorted(self.used.items()))
-        text = (f"model run seed {self.seed}: {self.walks} walks, {self.steps} steps in "
-                f"{self.seconds:.1f} s ({self.batches} batches); steps per rule: {rules}")  # fmt: skip
+        text = (
+            f"model run seed {self.seed}: {self.walks} walks, {self.steps} steps in "
+            f"{self.seconds:.1f} s ({self.batches} batches); steps per rule: {rules}"
+        )
         for action, why in sorted(self.unsupported.items()):
             text += f"\nNOT SUPPORTED by the target: {action} ({why})"
         text += "\nopen questions the model tolerates: " + "; ".join(OPEN_QUESTIONS.values())
@@ -121,10 +123,19 @@ def start_node(log_dir: Path) -> ServerProcess:
     return node
 
 
-def run(base_url: str, database_url: str, seed_text: str, budget_s: float, limits: Limits,
-        outdir: Path, steps_per_walk: int = 25, walks_per_batch: int = 2,
-        unsupported: dict[str, str] | None = None, scale: float = 1.0,
-        shrink_s: int = 120) -> RunResult:  # fmt: skip
+def run(
+    base_url: str,
+    database_url: str,
+    seed_text: str,
+    budget_s: float,
+    limits: Limits,
+    outdir: Path,
+    steps_per_walk: int = 25,
+    walks_per_batch: int = 2,
+    unsupported: dict[str, str] | None = None,
+    scale: float = 1.0,
+    shrink_s: int = 120,
+) -> RunResult:
     """Walk until the budget is spent or a walk fails (then shrink it and keep the result)."""
     # Every shrinking attempt replays a walk on real sockets: bound the whole search.
     engine.MAX_SHRINKING_SECONDS = shrink_s  # type: ignore[misc]
@@ -136,10 +147,18 @@ def run(base_url: str, database_url: str, seed_text: str, budget_s: float, limit
     while result.batches == 0 or time.monotonic() - started < budget_s:
         walk_class = type(f"ModelWalk_{base}_{batch}", (ModelWalk,), {})
         seeded = seed(base * 1000 + batch)(walk_class)
-        config = settings(max_examples=walks_per_batch, stateful_step_count=steps_per_walk,
-                          deadline=None, database=None, derandomize=False, print_blob=False,
-                          suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-                          phases=[Phase.generate, Phase.shrink], report_multiple_bugs=False)  # fmt: skip
+        config = settings(
+            max_examples=walks_per_batch,
+            stateful_step_count=steps_per_walk,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            print_blob=False,
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+            phases=[Phase.generate, Phase.shrink],
+            report_multiple_bugs=False,
+        )
         walks_before = ENV.walks
         try:
             run_state_machine_as_test(seeded, settings=config)
@@ -158,7 +177,6 @@ def run(base_url: str, database_url: str, seed_text: str, budget_s: float, limit
     if result.failed:
         _write(result, outdir)
     return result
-
 
 
 def _failed(result: RunResult, where: str, error: str) -> None:

@@ -1,4 +1,4 @@
-"""A reference model of docs/protocol.md and the promises P1-P18: no I/O, only predictions.
+"""A reference model of docs/protocol.md (1.1) and the promises P1-P18: no I/O, only predictions.
 
 The model holds what a correct server holds — users, devices, conversations with their members
 and join points, messages with versions and tombstones, idempotency keys, per-device cursors and
@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Where the protocol (1.0) does not decide, the model accepts each listed answer.
+#: Where the protocol does not decide, the model accepts each listed answer.
 OPEN_QUESTIONS = {
-    "client_msg_id-too-long": "129-char client_msg_id: too_large or bad_request",
-    "history-both-bounds": "history with after_seq and before_seq: which end of the range",
-    "history-before-join": "history of messages from before the member joined: shown or not",
+    "check-order": "a bad field in a command on a conversation the user may not use: "
+    "bad_request or forbidden",
     "retry-after-removal": "retry of an old key after the sender left: forbidden or duplicate",
-    "own-presence": "whether a user's other devices get its presence frames",
+    "update-before-join": "message_updated of a message from before the member's join point "
+    "(held from an earlier membership or named in resume): sent or not",
+    "late-member-added": "member_added of a membership made just before the device connected",
 }
 
 MESSAGE_CATEGORY = "messages"
@@ -65,13 +66,25 @@ class Message:
 
     def frame(self, kind: str = "message") -> tuple[Any, ...]:
         """The canonical form of the ``message``/``message_updated`` frame for this state."""
-        return (kind, self.conversation_id, self.seq, self.version, self.deleted,
-                body_key(None if self.deleted else self.body))  # fmt: skip
+        return (
+            kind,
+            self.conversation_id,
+            self.seq,
+            self.version,
+            self.deleted,
+            body_key(None if self.deleted else self.body),
+        )
 
     def row(self) -> tuple[Any, ...]:
         """The canonical form of its ``messages`` row (and of a history entry)."""
-        return (self.seq, self.sender_device_id, self.client_msg_id, self.version,
-                self.deleted, body_key(None if self.deleted else self.body))  # fmt: skip
+        return (
+            self.seq,
+            self.sender_device_id,
+            self.client_msg_id,
+            self.version,
+            self.deleted,
+            body_key(None if self.deleted else self.body),
+        )
 
 
 @dataclass
@@ -104,9 +117,10 @@ class Device:
     stream: dict[tuple[str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
     #: Users that shared a conversation with this device's user during the current connection.
     sharers: set[str] = field(default_factory=set)
-    #: Frames about memberships that already held when the connection opened: a late
-    #: ``member_added`` of them is tolerated (the change happened before the device connected).
+    #: Frames this connection may receive or not (``OPEN_QUESTIONS``): never required.
     stale_ok: set[tuple[Any, ...]] = field(default_factory=set)
+    #: Seqs of each conversation this connection was sent (replay or live).
+    sent: dict[str, set[int]] = field(default_factory=dict)
 
     def cursor(self, conversation_id: str) -> tuple[int, int]:
         return self.cursors.get(conversation_id, (0, 0))
@@ -199,11 +213,27 @@ class Model:
     def connections_of(self, user_id: str) -> int:
         return sum(1 for d in self.users.get(user_id, []) if self.devices[d].connected)
 
-    def _deliver(self, conv: Conversation, category: str, item: tuple[Any, ...],
-                 skip: str | None = None) -> None:  # fmt: skip
+    def _deliver(
+        self, conv: Conversation, category: str, item: tuple[Any, ...], skip: str | None = None
+    ) -> None:
         for device in self.connected_devices(conv.members):
             if device.device_id != skip:
                 device.stream.setdefault((category, conv.conversation_id), []).append(item)
+                if item[0] == "message":
+                    device.sent.setdefault(conv.conversation_id, set()).add(item[2])
+
+    def _deliver_update(self, conv: Conversation, message: Message) -> None:
+        """``message_updated`` to every member connection already sent the message (§5.2)."""
+        item = message.frame("message_updated")
+        for device in self.connected_devices(conv.members):
+            if conv.members[device.user_id] >= message.seq:
+                # From before the user's join point: it may hold it from an earlier membership
+                # (or say so in resume), so the update may come or not.
+                device.stale_ok.add(item)
+            elif message.seq not in device.sent.get(conv.conversation_id, set()):
+                continue
+            else:
+                device.stream.setdefault((MESSAGE_CATEGORY, conv.conversation_id), []).append(item)
 
     def _presence_change(self, device: Device, status: str) -> list[PresenceEvent]:
         """Set the device's status; the presence frames its sharers' devices must receive."""
@@ -211,10 +241,12 @@ class Model:
             return []
         device.status = status
         user_status = self.user_status(device.user_id)
-        watchers = self.connected_devices(self.sharers_of(device.user_id) - {device.user_id})
+        # §5.4-d: every user sharing a conversation, the user's own other devices included.
+        watchers = self.connected_devices(self.sharers_of(device.user_id) | {device.user_id})
         return [
             PresenceEvent(w.device_id, device.device_id, device.user_id, status, user_status)
             for w in watchers
+            if w.device_id != device.device_id
         ]
 
     # ----- connecting --------------------------------------------------------------------------
@@ -234,15 +266,21 @@ class Model:
         device.connected = device.ever_connected = True
         device.stream = {}
         device.sharers = self.sharers_of(device.user_id)
-        device.stale_ok = {("member_added", c.conversation_id, u)
-                           for c in self.conversations.values() if device.user_id in c.members
-                           for u in c.members}  # fmt: skip
+        device.sent = {}
+        device.stale_ok = {
+            ("member_added", c.conversation_id, u)
+            for c in self.conversations.values()
+            if device.user_id in c.members
+            for u in c.members
+        }
         conversations = self._welcome_conversations(device, resume or {})
         expect = Expect({"user_id": device.user_id, "device_id": device.device_id})
         expect.checks.append(
-            ("welcome.conversations as the model predicts",
-             lambda reply: _conversations_match(reply.get("conversations"), conversations))
-        )  # fmt: skip
+            (
+                "welcome.conversations as the model predicts",
+                lambda reply: _conversations_match(reply.get("conversations"), conversations),
+            )
+        )
         expect.fields["conversations"] = conversations
         expect.presence = self._presence_change(device, "online")
         return expect
@@ -264,16 +302,32 @@ class Model:
     def _replay(self, device: Device, conv: Conversation, start: int) -> dict[str, Any]:
         head, limit = conv.head, self.limits.replay_limit
         info: dict[str, Any] = {"head_seq": head, "from_seq": start, "recovered": True}
-        if start > head:
-            return {"head_seq": head, "recovered": False, "reason": "seq_ahead_of_head"}
+        # A connection that resumed past a message (or confirmed it) has it as much as one that
+        # was sent it: its edits reach it too (§5.2-a read as "every connection holding it").
+        device.sent.setdefault(conv.conversation_id, set()).update(
+            range(conv.members[device.user_id] + 1, head + 1)
+        )
+        if start > head:  # §3.2-h
+            return {
+                "head_seq": head,
+                "from_seq": head,
+                "recovered": False,
+                "reason": "seq_ahead_of_head",
+            }
         first = start + 1
-        if limit is not None and head - start > limit:
+        if limit is not None and head - start > limit:  # §3.2-g
             first = head - limit + 1
-            info.update(recovered=False, reason="too_many_missed", truncated=True,
-                        oldest_available_seq=first)  # fmt: skip
+            info.update(
+                from_seq=head - limit,
+                recovered=False,
+                reason="too_many_missed",
+                truncated=True,
+                oldest_available_seq=first,
+            )
         key = (MESSAGE_CATEGORY, conv.conversation_id)
         for message in conv.messages[first - 1 :]:
-            device.stream.setdefault(key, []).append(message.frame())
+            device.stream.setdefault(key, []).append(message.frame())  # §3.2-e current version
+            device.sent.setdefault(conv.conversation_id, set()).add(message.seq)
         return info
 
     def disconnect(self, device_id: str) -> list[PresenceEvent]:
@@ -290,29 +344,57 @@ class Model:
         if cmid == "" or "\x00" in cmid:
             return error("bad_request")
         if len(cmid) > self.limits.client_msg_id_max:
-            return error("too_large", "bad_request")
+            return error("too_large")
         if body_bytes(body) > self.limits.max_body_bytes:
             return error("too_large")
         member = self.is_member(device.user_id, conversation_id)
         original = self.keys.get((device_id, cmid))
-        if original is not None and original.conversation_id == conversation_id:
-            if self.sent_bodies[(device_id, cmid)] != body_key(body):
-                return error("idempotency_conflict") if member else error("forbidden")
-            dup = Expect({"seq": original.seq, "client_msg_id": cmid, "duplicate": True,
-                          "conversation_id": conversation_id})  # fmt: skip
+        if original is not None:  # §4.2-f/g: bodies compared as JSON values
             if not member:
-                dup.codes, dup.also_ack = ("forbidden",), True
-            return dup
+                return (
+                    error("forbidden", "idempotency_conflict")
+                    if (original.conversation_id != conversation_id)
+                    else self._retry(original, cmid, member)
+                )
+            if (
+                self.sent_bodies[(device_id, cmid)] != body_key(body)
+                or original.conversation_id != conversation_id
+            ):
+                return error("idempotency_conflict")
+            return self._retry(original, cmid, member)
         if not member:
             return error("forbidden")
+        return self._store(device, conversation_id, cmid, body)
+
+    def _retry(self, original: Message, cmid: str, member: bool) -> Expect:
+        dup = Expect(
+            {
+                "seq": original.seq,
+                "client_msg_id": cmid,
+                "duplicate": True,
+                "conversation_id": original.conversation_id,
+            }
+        )
+        if not member:
+            dup.codes, dup.also_ack = ("forbidden",), True
+        return dup
+
+    def _store(self, device: Device, conversation_id: str, cmid: str, body: Any) -> Expect:
+        device_id = device.device_id
         conv = self.conversations[conversation_id]
         message = Message(conversation_id, conv.head + 1, device.user_id, device_id, cmid, body)
         conv.messages.append(message)
         self.keys[(device_id, cmid)] = message
         self.sent_bodies[(device_id, cmid)] = body_key(body)
         self._deliver(conv, MESSAGE_CATEGORY, message.frame())
-        return Expect({"seq": message.seq, "client_msg_id": cmid, "duplicate": False,
-                       "conversation_id": conversation_id})  # fmt: skip
+        return Expect(
+            {
+                "seq": message.seq,
+                "client_msg_id": cmid,
+                "duplicate": False,
+                "conversation_id": conversation_id,
+            }
+        )
 
     def insert_row(self, conversation_id: str, device_id: str, cmid: str, body: Any) -> int:
         """A row written straight into ``messages`` by another program; returns its seq."""
@@ -320,19 +402,26 @@ class Model:
         conv = self.conversations[conversation_id]
         message = Message(conversation_id, conv.head + 1, device.user_id, device_id, cmid, body)
         conv.messages.append(message)
-        # Not an idempotency key of the device: the device never sent it, so it never retries
-        # it (and the program's JSON text need not match the server's serialisation).
+        # Still the device's idempotency key: a retry compares bodies as JSON values (§4.2-f),
+        # whatever text the other program wrote.
+        self.keys[(device_id, cmid)] = message
+        self.sent_bodies[(device_id, cmid)] = body_key(body)
         self._deliver(conv, MESSAGE_CATEGORY, message.frame())
         return message.seq
 
     def change(
-        self, device_id: str, conversation_id: str, seq: int, expected_version: int,
-        body: Any = None, delete: bool = False,
-    ) -> Expect:  # fmt: skip
+        self,
+        device_id: str,
+        conversation_id: str,
+        seq: int,
+        expected_version: int,
+        body: Any = None,
+        delete: bool = False,
+    ) -> Expect:
         """``edit`` (or ``delete`` with ``delete=True``)."""
         device = self.devices[device_id]
         member = self.is_member(device.user_id, conversation_id)
-        if expected_version < 1:  # versions start at 1: out of range
+        if expected_version < 1 or seq < 1:  # §4.3-a
             return error("bad_request") if member else error("bad_request", "forbidden")
         if not member:
             return error("forbidden")
@@ -346,19 +435,32 @@ class Model:
             return error("too_large")
         if message.deleted or expected_version != message.version:
             expect = error("conflict")
-            current = {"version": message.version, "deleted": message.deleted,
-                       "body": None if message.deleted else message.body}  # fmt: skip
+            current = {
+                "version": message.version,
+                "deleted": message.deleted,
+                "body": None if message.deleted else message.body,
+            }
             expect.checks.append(
-                (f"conflict.current == {current}",
-                 lambda reply: _current_matches(reply.get("current"), current))
-            )  # fmt: skip
+                (
+                    f"conflict.current == {current}",
+                    lambda reply: _current_matches(reply.get("current"), current),
+                )
+            )
             return expect
         message.version += 1
         message.deleted = delete
         if not delete:
             message.body = body
-        self._deliver(conv, MESSAGE_CATEGORY, message.frame("message_updated"))
-        return Expect({"seq": seq, "version": message.version})
+        self._deliver_update(conv, message)
+        return Expect({"seq": seq, "version": message.version, "conversation_id": conversation_id})
+
+    def update_row(self, conversation_id: str, seq: int, body: Any) -> None:
+        """Another program UPDATEs a row's body and version (§5.2-a)."""
+        conv = self.conversations[conversation_id]
+        message = conv.messages[seq - 1]
+        message.version += 1
+        message.body = body
+        self._deliver_update(conv, message)
 
     # ----- receipts ----------------------------------------------------------------------------
     def receipt(self, device_id: str, conversation_id: str, kind: str, seq: int) -> Expect:
@@ -379,14 +481,25 @@ class Model:
         if changed:
             item = ("receipt", conversation_id, device_id, new_delivered, new_read)
             self._deliver(conv, RECEIPT_CATEGORY, item, skip=device_id)
-        return Expect({"delivered_upto": new_delivered, "read_upto": new_read, "changed": changed})
+        return Expect(
+            {
+                "delivered_upto": new_delivered,
+                "read_upto": new_read,
+                "changed": changed,
+                "conversation_id": conversation_id,
+            }
+        )
 
     # ----- history -----------------------------------------------------------------------------
     def history(
-        self, device_id: str, conversation_id: str, after: int | None, before: int | None,
+        self,
+        device_id: str,
+        conversation_id: str,
+        after: int | None,
+        before: int | None,
         limit: int | None,
-    ) -> Expect:  # fmt: skip
-        """A history page; ``alternatives`` of acceptable pages where the protocol is open."""
+    ) -> Expect:
+        """A history page (§4.5): oldest after ``after_seq``, else newest below ``before_seq``."""
         device = self.devices[device_id]
         member = self.is_member(device.user_id, conversation_id)
         if limit is not None and not 1 <= limit <= self.limits.history_limit_max:
@@ -394,20 +507,12 @@ class Model:
         if not member:
             return error("forbidden")
         conv = self.conversations[conversation_id]
-        joined = conv.members[device.user_id]
-        pages = [_page(conv.messages, after, before, limit or 50, newest)
-                 for newest in ((False, True) if after is not None and before is not None
-                                else (after is None,))]  # fmt: skip
-        if joined:
-            visible = [m for m in conv.messages if m.seq > joined]
-            pages += [_page(visible, after, before, limit or 50, newest)
-                      for newest in {p[2] for p in pages}]  # fmt: skip
-        allowed = [(rows, more) for rows, more, _ in pages]
-        expect = Expect({})
+        visible = [m for m in conv.messages if m.seq > conv.members[device.user_id]]  # §4.5-e
+        rows, more, _ = _page(visible, after, before, limit or 50, newest=after is None)
+        expect = Expect({"conversation_id": conversation_id, "has_more": more})
         expect.checks.append(
-            (f"history page is one of {allowed}",
-             lambda reply: (_history_rows(reply), reply.get("has_more")) in allowed)
-        )  # fmt: skip
+            (f"history messages {rows}", lambda reply: _history_rows(reply) == rows)
+        )
         return expect
 
     # ----- presence ----------------------------------------------------------------------------
@@ -418,17 +523,21 @@ class Model:
 
     def presence_answer(self, asker_user: str, user_id: str) -> dict[str, Any]:
         """What ``presence_query`` must say about ``user_id`` to ``asker_user``:
-        ``{status, devices: {device_id: status}}`` of online/away devices only."""
-        if user_id not in self.users or not self.shares(asker_user, user_id):
+        ``{status, devices: {device_id: status}}`` of online/away devices only (§4.7-c)."""
+        visible = user_id == asker_user or self.shares(asker_user, user_id)
+        if user_id not in self.users or not visible:
             return {"status": "offline", "devices": {}, "stranger": True}
-        devices = {d: self.devices[d].status for d in self.users[user_id]
-                   if self.devices[d].status != "offline"}  # fmt: skip
+        devices = {
+            d: self.devices[d].status
+            for d in self.users[user_id]
+            if self.devices[d].status != "offline"
+        }
         return {"status": self.user_status(user_id), "devices": devices, "stranger": False}
 
     # ----- membership --------------------------------------------------------------------------
     def add_member(self, conversation_id: str, user_id: str) -> None:
         conv = self.conversations[conversation_id]
-        conv.members[user_id] = conv.head
+        conv.members[user_id] = conv.head  # §8.3-c: the join point
         self._deliver(conv, MEMBER_CATEGORY, ("member_added", conversation_id, user_id))
         for device in self.connected_devices(self.users):
             device.sharers |= self.sharers_of(device.user_id)
@@ -447,8 +556,11 @@ def _valid_seq(value: Any) -> bool:
 def _page(
     messages: list[Message], after: int | None, before: int | None, limit: int, newest: bool
 ) -> tuple[list[tuple[Any, ...]], bool, bool]:
-    inside = [m for m in messages
-              if (after is None or m.seq > after) and (before is None or m.seq < before)]  # fmt: skip
+    inside = [
+        m
+        for m in messages
+        if (after is None or m.seq > after) and (before is None or m.seq < before)
+    ]
     chosen = inside[-limit:] if newest else inside[:limit]
     return [m.row() for m in chosen], len(inside) > limit, newest
 
@@ -456,8 +568,16 @@ def _page(
 def _history_rows(reply: dict[str, Any]) -> list[tuple[Any, ...]]:
     rows = []
     for m in reply.get("messages") or []:
-        rows.append((m.get("seq"), m.get("sender_device_id"), m.get("client_msg_id"),
-                     m.get("version"), m.get("deleted"), body_key(m.get("body"))))  # fmt: skip
+        rows.append(
+            (
+                m.get("seq"),
+                m.get("sender_device_id"),
+                m.get("client_msg_id"),
+                m.get("version"),
+                m.get("deleted"),
+                body_key(m.get("body")),
+            )
+        )
     return rows
 
 

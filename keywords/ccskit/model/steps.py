@@ -17,8 +17,15 @@ from typing import Any
 from .state import Expect
 
 SEP = "    "
-HTTP_STATUS = {"bad_request": 400, "invalid_json": 400, "forbidden": 403, "not_found": 404,
-               "too_large": 413, "idempotency_conflict": 409, "conflict": 409}  # fmt: skip
+HTTP_STATUS = {
+    "bad_request": 400,
+    "invalid_json": 400,
+    "forbidden": 403,
+    "not_found": 404,
+    "too_large": 413,
+    "idempotency_conflict": 409,
+    "conflict": 409,
+}
 
 
 @dataclass
@@ -31,8 +38,9 @@ class Step:
     expect: Expect | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
-    def __init__(self, rule: str, english: str, kind: str = "", expect: Expect | None = None,
-                 **details: Any) -> None:  # fmt: skip
+    def __init__(
+        self, rule: str, english: str, kind: str = "", expect: Expect | None = None, **details: Any
+    ) -> None:
         self.rule, self.english, self.kind, self.expect = rule, english, kind, expect
         self.details = details
 
@@ -81,13 +89,17 @@ class Walk:
     def robot(self, name: str = "") -> str:
         """A Robot test (with its settings) that replays the walk and asserts the prediction."""
         title = name or f"Model Walk {self.seed or ''} Reproduces".replace("  ", " ")
-        out = ["*** Settings ***",
-               "Documentation       Reproduction of a failed model walk (pasted from its log).",
-               "Resource            ../../resources/ccs.resource",
-               "Library             CCSModel", "",
-               "*** Test Cases ***", title,
-               f"{SEP}[Documentation]{SEP}" + " ".join(self.problems)[:500].replace("  ", " "),
-               f"{SEP}[Tags]{SEP}model"]  # fmt: skip
+        out = [
+            "*** Settings ***",
+            "Documentation       Reproduction of a failed model walk (pasted from its log).",
+            "Resource            ../../resources/ccs.resource",
+            "Library             CCSModel",
+            "",
+            "*** Test Cases ***",
+            title,
+            f"{SEP}[Documentation]{SEP}" + " ".join(self.problems)[:500].replace("  ", " "),
+            f"{SEP}[Tags]{SEP}model",
+        ]
         for user, devices in self.users.items():
             out.append(f'{SEP}User "{user}" With Devices{SEP}' + SEP.join(devices))
             out.append(f"{SEP}${{{user}}}{SEP}User Id{SEP}{user}")
@@ -114,8 +126,13 @@ class Walk:
             return f"${{{_var(self.names[value])}}}"
         if value is None or isinstance(value, (bool, int)):
             return f"${{{value}}}"
-        if isinstance(value, str) and value and value.isprintable() and value.strip() == value \
-                and not any(c in value for c in "$@&%#=\\"):  # fmt: skip
+        if (
+            isinstance(value, str)
+            and value
+            and value.isprintable()
+            and value.strip() == value
+            and not any(c in value for c in "$@&%#=\\")
+        ):
             return value
         return "${{ " + self._python(value) + " }}"
 
@@ -135,15 +152,19 @@ class Walk:
         if expect is None:
             return []
         if not expect.ok:
-            return [f"Should Be Equal{SEP}{var}[type]{SEP}error",
-                    f"Should Contain{SEP}{self._value(list(expect.codes))}{SEP}{var}[code]"]  # fmt: skip
+            return [
+                f"Should Be Equal{SEP}{var}[type]{SEP}error",
+                f"Should Contain{SEP}{self._value(list(expect.codes))}{SEP}{var}[code]",
+            ]
         lines = []
         for key, value in expect.fields.items():
             if key == "conversations":
                 for conv, info in value.items():
                     for k, v in info.items():
-                        lines.append(f"Should Be Equal{SEP}{var}[conversations][{self._value(conv)}]"
-                                     f"[{k}]{SEP}{self._value(v)}")  # fmt: skip
+                        lines.append(
+                            f"Should Be Equal{SEP}{var}[conversations][{self._value(conv)}]"
+                            f"[{k}]{SEP}{self._value(v)}"
+                        )
             else:
                 lines.append(f"Should Be Equal{SEP}{var}[{key}]{SEP}{self._value(value)}")
         return lines
@@ -153,13 +174,17 @@ class Walk:
         expect = step.expect
         if d["token"] != "valid":
             code = expect.codes[0] if expect else ""
-            return [f"${{token}}{SEP}Model Token{SEP}{device}{SEP}{d['token']}",
-                    f"${{how}}{SEP}Connect Device Expecting Failure{SEP}{device}{SEP}"
-                    "token=${token}", f"Should Start With{SEP}${{how}}{SEP}{code}"]  # fmt: skip
+            return [
+                f"${{token}}{SEP}Model Token{SEP}{device}{SEP}{d['token']}",
+                f"${{how}}{SEP}Connect Device Expecting Failure{SEP}{device}{SEP}token=${{token}}",
+                f"Should Start With{SEP}${{how}}{SEP}{code}",
+            ]
         resume = f"{SEP}resume={self._value(d['resume'])}" if d["resume"] else ""
         if expect is not None and not expect.ok:
-            return [f"${{how}}{SEP}Connect Device Expecting Failure{SEP}{device}{resume}",
-                    f"Should Start With{SEP}${{how}}{SEP}{expect.codes[0]}"]  # fmt: skip
+            return [
+                f"${{how}}{SEP}Connect Device Expecting Failure{SEP}{device}{resume}",
+                f"Should Start With{SEP}${{how}}{SEP}{expect.codes[0]}",
+            ]
         del user
         lines = [f"${{reply}}{SEP}Connect Device{SEP}{device}{resume}"]
         return lines + self._assert_reply(expect)
@@ -179,34 +204,48 @@ class Walk:
             elif expect is not None and expect.fields.get("duplicate"):
                 status = 200
             body = self._value({"client_msg_id": d["cmid"], "body": d["body"]})
-            return [f"${{token}}{SEP}Model Token{SEP}{d['device']}{SEP}valid",
-                    f"Call Api{SEP}POST{SEP}/v1/conversations/${{{d['conv']}}}/messages{SEP}"
-                    f"body={body}{SEP}expected_status={status}{SEP}token=${{token}}"]  # fmt: skip
-        return [f"${{reply}}{SEP}Send Message Expecting Reply{SEP}{d['device']}{SEP}{d['conv']}"
-                f"{SEP}{self._value(d['body'])}{SEP}client_msg_id={self._value(d['cmid'])}",
-                *self._assert_reply(expect)]  # fmt: skip
+            return [
+                f"${{token}}{SEP}Model Token{SEP}{d['device']}{SEP}valid",
+                f"Call Api{SEP}POST{SEP}/v1/conversations/${{{d['conv']}}}/messages{SEP}"
+                f"body={body}{SEP}expected_status={status}{SEP}token=${{token}}",
+            ]
+        return [
+            f"${{reply}}{SEP}Send Message Expecting Reply{SEP}{d['device']}{SEP}{d['conv']}"
+            f"{SEP}{self._value(d['body'])}{SEP}client_msg_id={self._value(d['cmid'])}",
+            *self._assert_reply(expect),
+        ]
 
     def _robot_raw(self, step: Step, d: dict[str, Any]) -> list[str]:
         depth = d["depth"]
-        text = (f"'{{\"type\":\"send\",\"ref\":\"deep\",\"conversation_id\":\"' + ${d['conv']} "
-                f"+ '\",\"client_msg_id\":\"deep-key\",\"body\":' + '[' * {depth} + ']' * "
-                f"{depth} + '}}'")  # fmt: skip
-        return [f"Send Raw{SEP}{d['device']}{SEP}${{{{ {text} }}}}",
-                f"${{reply}}{SEP}Wait For Frame{SEP}{d['device']}{SEP}error{SEP}code=bad_request",
-                f"Should Be Equal{SEP}${{reply}}[ref]{SEP}deep"]  # fmt: skip
+        text = (
+            f'\'{{"type":"send","ref":"deep","conversation_id":"\' + ${d["conv"]} '
+            f'+ \'","client_msg_id":"deep-key","body":\' + \'[\' * {depth} + \']\' * '
+            f"{depth} + '}}'"
+        )
+        return [
+            f"Send Raw{SEP}{d['device']}{SEP}${{{{ {text} }}}}",
+            f"${{reply}}{SEP}Wait For Frame{SEP}{d['device']}{SEP}error{SEP}code=bad_request",
+            f"Should Be Equal{SEP}${{reply}}[ref]{SEP}deep",
+        ]
 
     def _robot_command(self, step: Step, d: dict[str, Any]) -> list[str]:
         frame = dict(d["frame"])
         kind = frame.pop("type")
         frame.pop("ref", None)
-        cells = [f"{k}={d['conv'] if k == 'conversation_id' else self._value(v)}"
-                 for k, v in frame.items()]  # fmt: skip
-        lines = [f"${{reply}}{SEP}Send Command{SEP}{d['device']}{SEP}{kind}" + "".join(
-            SEP + c for c in cells)]  # fmt: skip
+        cells = [
+            f"{k}={d['conv'] if k == 'conversation_id' else self._value(v)}"
+            for k, v in frame.items()
+        ]
+        lines = [
+            f"${{reply}}{SEP}Send Command{SEP}{d['device']}{SEP}{kind}"
+            + "".join(SEP + c for c in cells)
+        ]
         if kind == "presence_query" and "answers" in d:
             for user, answer in d["answers"].items():
-                lines.append(f"Should Be Equal{SEP}${{reply}}[users][${{{user}}}][status]"
-                             f"{SEP}{answer['status']}")  # fmt: skip
+                lines.append(
+                    f"Should Be Equal{SEP}${{reply}}[users][${{{user}}}][status]"
+                    f"{SEP}{answer['status']}"
+                )
             return lines
         return lines + self._assert_reply(step.expect)
 
@@ -214,17 +253,33 @@ class Walk:
         lines = [f"${{token}}{SEP}Model Token{SEP}{d['device']}{SEP}valid"]
         for user, answer in d["answers"].items():
             if answer["stranger"]:
-                lines += [f"${{answer}}{SEP}Call Api{SEP}GET{SEP}/v1/users/${{{user}}}/presence"
-                          f"{SEP}expected_status=403{SEP}token=${{token}}"]  # fmt: skip
+                lines += [
+                    f"${{answer}}{SEP}Call Api{SEP}GET{SEP}/v1/users/${{{user}}}/presence"
+                    f"{SEP}expected_status=403{SEP}token=${{token}}"
+                ]
             else:
-                lines += [f"${{answer}}{SEP}Call Api{SEP}GET{SEP}/v1/users/${{{user}}}/presence"
-                          f"{SEP}token=${{token}}",
-                          f"Should Be Equal{SEP}${{answer}}[status]{SEP}{answer['status']}"]  # fmt: skip
+                lines += [
+                    f"${{answer}}{SEP}Call Api{SEP}GET{SEP}/v1/users/${{{user}}}/presence"
+                    f"{SEP}token=${{token}}",
+                    f"Should Be Equal{SEP}${{answer}}[status]{SEP}{answer['status']}",
+                ]
         return lines
 
     def _robot_sql(self, step: Step, d: dict[str, Any]) -> list[str]:
-        return [f"Insert Message As Another Program{SEP}{d['conv']}{SEP}{d['device']}{SEP}"
-                f"{self._value(d['body'])}{SEP}client_msg_id={self._value(d['cmid'])}"]  # fmt: skip
+        return [
+            f"Insert Message As Another Program{SEP}{d['conv']}{SEP}{d['device']}{SEP}"
+            f"{self._value(d['body'])}{SEP}client_msg_id={self._value(d['cmid'])}"
+        ]
+
+    def _robot_sql_update(self, step: Step, d: dict[str, Any]) -> list[str]:
+        sql = (
+            "UPDATE messages SET body = %s::json, version = version + 1 WHERE "
+            "conversation_id = %s AND seq = %s RETURNING id"
+        )
+        return [
+            f"Query As Dictionaries{SEP}{sql}{SEP}{self._value(json.dumps(d['body']))}"
+            f"{SEP}${{{d['conv']}}}{SEP}{self._value(d['seq'])}"
+        ]
 
     def _robot_add(self, step: Step, d: dict[str, Any]) -> list[str]:
         return [f"Add Member{SEP}{d['conv']}{SEP}{d['user']}"]
