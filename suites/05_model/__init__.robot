@@ -9,14 +9,10 @@ Documentation       Model-based generative testing: random walks of devices over
 
 Resource            ../../resources/ccs.resource
 
-Suite Setup         Run Keywords
-...                     The Server Under Test Is Running    AND
-...                     The Database Of The Server Is Connected    AND
-...                     Start Model Node
+Suite Setup         Start Model Node
 Suite Teardown      Run Keywords
 ...                     Close All Devices    AND
-...                     Stop Model Node    AND
-...                     The Environment Is Released
+...                     Stop Model Node
 Test Teardown       Close All Devices
 
 Test Tags           model
