@@ -12,7 +12,7 @@ Resource            ../../resources/recovery.resource
 Suite Setup         Two Server Nodes Share A Private Database And Redis
 Suite Teardown      Both Nodes And Every Private Service Are Released
 
-Test Setup          A Conversation Of Alice And Bob With Two Devices Each
+Test Setup          A Conversation Of Alice With Three Devices And Bob With Two
 Test Teardown       Close All Devices
 
 Test Tags           seed-3.1
