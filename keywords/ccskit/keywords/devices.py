@@ -99,7 +99,7 @@ class DeviceKeywords:
     ) -> dict[str, Any]:
         """Connects device ``alias`` and completes ``hello``; returns the ``welcome`` frame.
 
-        ``alias`` is a device fixture name; ``user_id``/``device_id``/``token`` override the
+        ``alias`` is a device fixture name; ``user_id``, ``device_id`` and ``token`` override the
         fixture. With ``resume=True`` the hello names, per conversation, the last seq this
         device already saw (reconnect); a dictionary names its own ``{conversation: seq}``;
         otherwise the server resumes from the stored cursor. ``token_in`` is ``hello``,
@@ -162,14 +162,14 @@ class DeviceKeywords:
 
     @keyword
     def disconnect_device(self, alias: str, timeout: timedelta = FIVE_S) -> None:
-        """Closes ``alias``'s connection cleanly (close code 1000). Recorded frames stay."""
+        """Closes the connection of ``alias`` cleanly (close code 1000). Recorded frames stay."""
         client = self._device(alias)
         seconds = self.ctx.scaled(timeout)
         self._run(client.close(1000, "bye", seconds), seconds)
 
     @keyword
     def drop_device(self, alias: str) -> None:
-        """Drops ``alias``'s TCP connection without a close frame (network loss)."""
+        """Drops the TCP connection of ``alias`` without a close frame (network loss)."""
         self._run(self._device(alias).abort(), 5.0)
 
     @keyword
@@ -226,7 +226,7 @@ class DeviceKeywords:
     def wait_for_reconnect(
         self, alias: str, count: int = 1, timeout: timedelta = timedelta(seconds=20)
     ) -> dict[str, Any]:
-        """Waits until ``alias`` ended its ``count``-th automatic reconnect; returns it and
+        """Waits until ``alias`` ended automatic reconnect number ``count``; returns it and
         fails if it did not succeed.
 
         The record: ``t`` (epoch of the loss), ``close_code``, ``ok``, ``url``, ``node_id``,
@@ -266,7 +266,7 @@ class DeviceKeywords:
 
     @keyword
     def device_node_id(self, alias: str) -> str:
-        """``node_id`` of the welcome of ``alias``'s current connection."""
+        """``node_id`` of the welcome of the current connection of ``alias``."""
         welcome = self._device(alias).welcome or {}
         return str(welcome.get("node_id", ""))
 
@@ -311,7 +311,7 @@ class DeviceKeywords:
     def send_command(
         self, alias: str, command: str, timeout: timedelta = FIVE_S, **fields: Any
     ) -> dict[str, Any]:
-        """Sends any command frame (``ref`` added) and returns its reply (``ack``/``error``).
+        """Sends any command frame (``ref`` added) and returns its reply (``ack`` or ``error``).
 
         ``conversation_id`` may be a fixture name. Numeric strings stay strings: use
         ``${3}`` for numbers.
@@ -424,7 +424,7 @@ class DeviceKeywords:
     def messages_should_be_received_in_order(
         self, alias: str, conversation: str, first: int, last: int, timeout: timedelta = FIVE_S
     ) -> None:
-        """Waits for seq ``last`` then checks ``alias`` saw exactly ``first``..``last`` once each.
+        """Waits for seq ``last`` then checks ``alias`` saw exactly ``first`` to ``last`` once each.
 
         Fails on a gap, a duplicate or a seq out of order, listing what was received.
 
@@ -535,12 +535,12 @@ class DeviceKeywords:
 
     @keyword
     def outbox_size(self, alias: str) -> int:
-        """How many of ``alias``'s sends are not acknowledged yet."""
+        """How many sends of ``alias`` are not acknowledged yet."""
         return len(self._device(alias).outbox)
 
     @keyword
     def device_close_code(self, alias: str, timeout: timedelta = FIVE_S) -> str:
-        """Waits for ``alias``'s connection to close; returns e.g. ``4001 slow consumer``."""
+        """Waits for the connection of ``alias`` to close; returns e.g. ``4001 slow consumer``."""
         client = self._device(alias)
         seconds = self.ctx.scaled(timeout)
         with contextlib.suppress(ClientError):  # wait_for returns early once closed

@@ -419,7 +419,7 @@ class LoadKeywords:
     @keyword
     def server_process_id(self) -> int:
         """PID of the server under test: the started reference server, or the local process
-        listening on ``SUT_URL``'s port. Fails when the server is not on this machine."""
+        listening on the port of ``SUT_URL``. Fails when the server is not on this machine."""
         if self.ctx.target.pid:
             return self.ctx.target.pid
         port = urlsplit(self.ctx.target.require()).port or 80

@@ -340,7 +340,7 @@ class RecoveryKeywords:
 
     @keyword
     def terminate_listener_of_node(self, name: str, server: str = "pg") -> list[int]:
-        """``pg_terminate_backend`` of node ``name``'s LISTEN connection, found by its
+        """``pg_terminate_backend`` of the LISTEN connection of node ``name``, found by its
         ``application_name`` (``ccs-listener <node>``); returns the terminated PIDs.
 
         The reference listener probes its connection with ``SELECT 1``, so its last statement

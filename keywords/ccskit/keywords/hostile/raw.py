@@ -166,7 +166,7 @@ class RawConnectionKeywords:
 
     @keyword
     def raw_next_reply(self, alias: str, timeout: timedelta = FIVE_S) -> dict[str, Any]:
-        """The next ``ack``/``error``/``welcome`` frame (live traffic in between is skipped)."""
+        """The next ``ack``, ``error`` or ``welcome`` frame (live traffic in between is skipped)."""
         conn = self.session.conn(alias)
         seconds = self.ctx.scaled(timeout)
         return self._run(self._next_reply(conn, seconds), seconds)  # type: ignore[no-any-return]

@@ -48,7 +48,7 @@ class StoredStateKeywords:
 
     @keyword
     def stored_bodies_of(self, conversation: str, device: str) -> list[str]:
-        """Exact stored body texts of ``device``'s messages in ``conversation``, by seq."""
+        """Exact stored body texts of the messages of ``device`` in ``conversation``, by seq."""
         conv = self.ctx.fixtures.conversation(conversation)
         dev = self.ctx.fixtures.device_id(device)
         rows = self.ctx.db.rows(
