@@ -44,6 +44,9 @@ Presence Query That Is Not A List               {"type":"presence_query","ref":"
     [Tags]    spec:4.7-b
 JSON Nested 10,000 Deep                         {"type":"send","ref":"d1","conversation_id":"$ARENA","client_msg_id":"d1","body":$DEEP}         error bad_request
     [Tags]    spec:6-c
+A Send Nested Too Deep Gets Its Ref Echoed      {"type":"send","ref":"deep-ref-7","conversation_id":"$ARENA","client_msg_id":"d2","body":$DEEP}    bad_request    deep-ref-7
+    [Tags]    spec:6-c    spec:4.1-d
+    [Template]    Frame "${frame}" Gets Error "${code}" Echoing Ref "${ref}"
 Body Over The Body Limit                        {"type":"send","ref":"b1","conversation_id":"$ARENA","client_msg_id":"b1","body":"$BIG"}        error too_large
     [Tags]    spec:4.2-c
 Empty Client Message Id                         {"type":"send","ref":"c1","conversation_id":"$ARENA","client_msg_id":"","body":1}               error bad_request
@@ -62,3 +65,15 @@ Ref With A Lone Surrogate                       {"type":"ping","ref":"\\udfff"} 
     [Tags]    spec:4.1-c    spec:6-c
 Send To An Unknown Conversation                 {"type":"send","ref":"k1","conversation_id":"$UNKNOWN","client_msg_id":"k1","body":1}           error forbidden
     [Tags]    spec:4.1-h
+
+
+*** Keywords ***
+Frame "${frame}" Gets Error "${code}" Echoing Ref "${ref}"
+    [Documentation]    The error ``code`` comes back in-band carrying the frame's own ``ref``, and
+    ...    the connection still works. Nothing is stored.
+    Eve Is Connected Raw
+    Raw Send Text    eve    ${frame}
+    ${error}    Raw Error Should Be    eve    ${code}
+    Should Be Equal    ${error}[ref]    ${ref}    expected the error to echo ref '${ref}', got ${error}
+    Raw Connection Should Still Work    eve
+    Nothing Was Stored

@@ -21,6 +21,7 @@ from .devices import DeviceKeywords
 from .faults import FaultKeywords
 from .hostile.bystander import BystanderKeywords
 from .hostile.raw import RawConnectionKeywords
+from .hostile.rest import RestInputKeywords
 from .hostile.stored import StoredStateKeywords
 from .hostile.tokens import HostileTokenKeywords
 from .load import LoadKeywords
@@ -37,6 +38,7 @@ KEYWORD_CLASSES: list[type] = [
     RecoveryKeywords,
     LoadKeywords,
     RawConnectionKeywords,
+    RestInputKeywords,
     HostileTokenKeywords,
     BystanderKeywords,
     StoredStateKeywords,
