@@ -36,6 +36,12 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import psutil
+from ccskit.bench.distributed_steps import (
+    instrument_steps,
+    live_options,
+    live_step,
+    live_steps_file,
+)
 from ccskit.bench.raw import raw_commit, ws_echo_rtt
 from ccskit.bench.server import ReferenceServer
 from ccskit.checker import check
@@ -70,6 +76,11 @@ TARGETS = {
         "avg <= 5, p99 <= 50 at a rate the load client keeps up with"
     ),
     "ratio_persisted_to_raw_commit": ">= 0.3",
+    "instrument_overhead_ratio": "<= 1.3 (bare python-websockets deliveries per CPU-second "
+    "/ those of a Locust worker's receive path)",
+    "connect_burst": "10,000 devices connecting at once all welcomed in 5 of 5 bursts",
+    "live_connections": ">= 100000 held 60 s on several nodes and Locust workers "
+    "(--live-connections 100000)",
 }
 
 
@@ -469,6 +480,8 @@ def rss_per_connection(rows: list[dict[str, Any]]) -> float:
 
 async def main(args: argparse.Namespace) -> int:
     """Run everything, write the JSON, print the table."""
+    if args.only_distributed:
+        return await only_distributed(args)
     started = time.perf_counter()
     fd_limit = raise_fd_limit()
     # Other work on the machine shifts every figure: say how busy it was before we began.
@@ -497,12 +510,48 @@ async def main(args: argparse.Namespace) -> int:
         bench.server_proc = psutil.Process(srv.pid)
         bench.context["server_env"] = env
         swept = await sweep(bench, srv)
+        extra = {}
+        if not args.no_distributed:
+            extra = await instrument_steps(
+                srv.api_url, srv.ws_url, SECRET, args.burst_devices, args.burst_runs
+            )
         bench.context["server_log_problems"] = log_problems(srv.log_path)
     out = summarise(bench, raw, swept, rss_per_connection(bench.rows))
+    out.update(extra)
+    if args.live_connections:
+        out.update(await live_step(live_options(args.live_connections, args.admin_dsn)))
+        out["max_live_connections"] = max(out["max_live_connections"], out["live_connections_max"])
     out["sweep"]["context"]["wall_s"] = round(time.perf_counter() - started, 1)
     out["sweep"]["context"]["latency_verdict"] = latency_verdict(out)
     path = write_json(Path(args.out), out)
     print_summary(out, path)
+    return 0
+
+
+async def only_distributed(args: argparse.Namespace) -> int:
+    """Only the distributed figures, merged into the existing ``bench.json`` (the sweep stays)."""
+    raise_fd_limit()
+    path = Path(args.out)
+    out = await asyncio.to_thread(live_steps_file, path)
+    if not args.no_distributed:
+        env = {"CCS_TOKEN_SECRET": SECRET, "CCS_LOG_LEVEL": "WARNING"}
+        async with ReferenceServer(f"ccsbench_{os.getpid()}", args.admin_dsn, env) as srv:
+            out.update(
+                await instrument_steps(
+                    srv.api_url, srv.ws_url, SECRET, args.burst_devices, args.burst_runs
+                )
+            )
+    if args.live_connections:
+        out.update(await live_step(live_options(args.live_connections, args.admin_dsn)))
+        out["max_live_connections"] = max(
+            out.get("max_live_connections") or 0, out["live_connections_max"]
+        )
+    write_json(path, out)
+    print(f"wrote {path}")
+    for key in ("max_live_connections", "instrument_overhead_ratio"):
+        print(f"  {key:<32} {out.get(key)}   {TARGETS.get(key, '')}")
+    if "connect_burst" in out:
+        print(f"  connect_burst                    {out['connect_burst']['verdict']}")
     return 0
 
 
@@ -556,9 +605,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="write py-spy collapsed stacks of the server during the rate sweep to this file",
     )
+    p.add_argument(
+        "--no-distributed", action="store_true", help="skip connect bursts and the overhead"
+    )
+    p.add_argument("--burst-devices", type=int, default=10_000)
+    p.add_argument("--burst-runs", type=int, default=5)
+    p.add_argument(
+        "--live-connections",
+        type=int,
+        default=0,
+        help="also hold this many devices on 6 nodes and 6 Locust workers for 60 s (heavy)",
+    )
+    p.add_argument(
+        "--only-distributed",
+        action="store_true",
+        help="only bursts, overhead and --live-connections, merged into the existing --out",
+    )
     args = p.parse_args(argv)
     args.server_root = str(Path(args.server_root).resolve())
     if args.quick:
+        args.burst_devices, args.burst_runs = min(args.burst_devices, 2000), 1
         args.max_connections = min(args.max_connections, 2000)
         args.phase_s, args.latency_s, args.hold_s = 1.5, 2.0, 1.0
     return args
