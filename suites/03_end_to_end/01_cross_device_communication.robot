@@ -98,5 +98,5 @@ Every Message Should Reach The Other Nodes' Devices Within One Second
     ${conv}    Conversation Id    ${conversation}
     VAR    ${info}    ${WELCOME}[conversations][${conv}]
     Should Be True    ${info}[recovered] is True    "${device}" expected recovered: true, got ${info}
-    Should Be Equal As Integers    ${info}[from_seq]    ${seq}
+    Should Be Equal As Integers    ${info}[from_seq]    ${{int($seq)}}
     ...    "${device}" expected replay from seq ${seq}, got ${info}

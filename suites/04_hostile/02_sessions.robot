@@ -35,7 +35,7 @@ A Token Expiring Mid-Connection Closes The Session With 4003
     [Tags]    spec:3.4-b
     ${token}    Hostile Token    valid    eve-laptop    ttl=2s
     ${status}    Open Raw Connection    expiring    ${token}
-    Should Be Equal As Integers    ${status}    101
+    Should Be Equal As Integers    ${status}    ${101}
     ${welcome}    Raw Next Reply    expiring
     Should Be Equal    ${welcome}[type]    welcome
     ${how}    Raw Close Code    expiring    timeout=8s

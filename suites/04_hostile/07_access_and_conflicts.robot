@@ -76,10 +76,10 @@ An Edit With A Stale Version Gets The Current One
     ${ack}    Raw Next Reply    eve
     Raw Send Text    eve    {"type":"edit","ref":"e2","conversation_id":"$ARENA","seq":${ack}[seq],"expected_version":1,"body":"v2"}
     ${edited}    Raw Next Reply    eve
-    Should Be Equal As Integers    ${edited}[version]    2
+    Should Be Equal As Integers    ${edited}[version]    ${2}
     Snapshot Stored State
     Raw Send Text    eve    {"type":"edit","ref":"e3","conversation_id":"$ARENA","seq":${ack}[seq],"expected_version":1,"body":"stale"}
     ${error}    Raw Error Should Be    eve    conflict
-    Should Be Equal As Integers    ${error}[current][version]    2
+    Should Be Equal As Integers    ${error}[current][version]    ${2}
     Should Be Equal    ${error}[current][body]    v2
     Nothing Was Stored

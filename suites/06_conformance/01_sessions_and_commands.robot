@@ -47,7 +47,7 @@ A Token In Hello Wins Over The Token On The Upgrade
     ${alice}    Mint Token    alice    alice-phone
     ${bob}    Mint Token    bob    bob-tablet
     ${status}    Open Raw Connection    both    ${alice}    token_in=header
-    Should Be Equal As Integers    ${status}    101
+    Should Be Equal As Integers    ${status}    ${101}
     Raw Send Text    both    {"type":"hello","ref":"h","token":"${bob}"}
     ${welcome}    Raw Next Reply    both
     Should Be Equal    ${welcome}[type]    welcome
@@ -143,6 +143,6 @@ A Revoked Device Is Refused At Its Next Authentication
     Should Contain    ${how}    4501
     ${token}    Mint Token    alice    alice-phone
     ${status}    Open Raw Connection    upgrade    ${token}    token_in=header
-    Should Be Equal As Integers    ${status}    401
+    Should Be Equal As Integers    ${status}    ${401}
     ${code}    Raw Upgrade Error Code    upgrade
     Should Be Equal    ${code}    auth_failed

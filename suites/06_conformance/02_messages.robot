@@ -21,7 +21,7 @@ A Message Frame Carries Every Field And Starts At Version 1
     ...    client_msg_id    body    version    deleted    created_at    edited_at
         Dictionary Should Contain Key    ${frame}    ${field}
     END
-    Should Be Equal As Integers    ${frame}[version]    1
+    Should Be Equal As Integers    ${frame}[version]    ${1}
     Should Be Equal    ${frame}[deleted]    ${False}
     Should Be Equal    ${frame}[edited_at]    ${None}
     Should End With    ${frame}[created_at]    Z
@@ -70,7 +70,7 @@ An Edit Raises The Version And Reaches The Devices That Have The Message
     ${ack}    Send Command    alice-phone    edit    conversation_id=team-room    seq=${seq}
     ...    expected_version=${1}    body=second words
     Reply Should Be An Ack For "edit"    ${ack}
-    Should Be Equal As Integers    ${ack}[version]    2
+    Should Be Equal As Integers    ${ack}[version]    ${2}
     ${update}    Wait For Frame    bob-tablet    message_updated    seq=${seq}    version=2
     Should Be Equal    ${update}[body]    second words
     Should Not Be Equal    ${update}[edited_at]    ${None}
@@ -109,7 +109,7 @@ Editing Or Deleting A Deleted Message Is Always A Conflict
         Reply Should Be Error "conflict"    ${reply}
         Should Be Equal    ${reply}[current][deleted]    ${True}
         Should Be Equal    ${reply}[current][body]    ${None}
-        Should Be Equal As Integers    ${reply}[current][version]    2
+        Should Be Equal As Integers    ${reply}[current][version]    ${2}
     END
 
 Only The Sender's User May Edit Its Message
@@ -163,7 +163,7 @@ History Shows Current Versions And Tombstones In Ascending Order
     ${seqs}    History Seqs    ${reply}
     Should Be Equal    ${seqs}    ${{ [1, 2, 3] }}
     Should Be Equal    ${reply}[messages][0][body]    edited
-    Should Be Equal As Integers    ${reply}[messages][0][version]    2
+    Should Be Equal As Integers    ${reply}[messages][0][version]    ${2}
     Should Be Equal    ${reply}[messages][1][deleted]    ${True}
     Should Be Equal    ${reply}[messages][1][body]    ${None}
 
@@ -191,12 +191,12 @@ The Offline Cursor Moves Only With Receipts
     Disconnect Device    bob-phone
     ${welcome}    Connect Device    bob-phone
     ${room}    Conversation Id    team-room
-    Should Be Equal As Integers    ${welcome}[conversations][${room}][from_seq]    0
+    Should Be Equal As Integers    ${welcome}[conversations][${room}][from_seq]    ${0}
     Messages Should Be Received In Order    bob-phone    team-room    1    2
     Send Receipt    bob-phone    team-room    delivered    2
     Disconnect Device    bob-phone
     ${welcome}    Connect Device    bob-phone
-    Should Be Equal As Integers    ${welcome}[conversations][${room}][from_seq]    2
+    Should Be Equal As Integers    ${welcome}[conversations][${room}][from_seq]    ${2}
 
 A Direct Update Of A Message Row Reaches Devices As message_updated
     [Documentation]    Another program updates the row (version and edited_at raised).

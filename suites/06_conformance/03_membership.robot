@@ -23,7 +23,7 @@ A Member Added While Offline Receives Only Messages After Its Join Point
     ${room}    Conversation Id    team-room
     VAR    ${entry}    ${welcome}[conversations][${room}]
     Should Be Equal    ${entry}[recovered]    ${True}    ${entry}
-    Should Be Equal As Integers    ${entry}[from_seq]    3
+    Should Be Equal As Integers    ${entry}[from_seq]    ${3}
     Wait For Message    carol-phone    team-room    4
     ${seqs}    Received Seqs    carol-phone    team-room
     Should Be Equal    ${seqs}    ${{ [4] }}

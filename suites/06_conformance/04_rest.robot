@@ -57,7 +57,7 @@ A Request Body Must Be Declared As JSON
     Error Reply Should Be    ${reply}    415    unsupported_media_type
     ${reply}    HTTP Request    ${base}    POST    /v1/users    ${body}
     ...    content_type=application/json; charset=utf-8    token=${admin}
-    Should Be Equal As Integers    ${reply}[status]    201    ${reply}[text]
+    Should Be Equal As Integers    ${reply}[status]    ${201}    ${reply}[text]
 
 REST Fields Follow The WebSocket Rules
     [Documentation]    A bad id, a history limit of 0, an empty ``client_msg_id`` and a body over
@@ -124,7 +124,7 @@ The OpenAPI Description Is Public And Names The Protocol Version
     [Tags]    spec:8.2-b
     ${base}    Server Base Url
     ${reply}    HTTP Request    ${base}    GET    /openapi.json    content_type=${None}
-    Should Be Equal As Integers    ${reply}[status]    200
+    Should Be Equal As Integers    ${reply}[status]    ${200}
     Should Start With    ${reply}[json][openapi]    3.1
     Should Be Equal    ${reply}[json][info][version]    1.1
     Dictionary Should Contain Key    ${reply}[json][paths]    /v1/users
@@ -171,15 +171,15 @@ Edits And Deletes Over REST Follow The Version Rules
     VAR    ${path}    /v1/conversations/${room}/messages/${message}[seq]
     ${reply}    HTTP Request    ${base}    PATCH    ${path}    {"expected_version": 1, "body": "final"}
     ...    token=${alice}
-    Should Be Equal As Integers    ${reply}[status]    200    ${reply}[text]
-    Should Be Equal As Integers    ${reply}[json][version]    2
+    Should Be Equal As Integers    ${reply}[status]    ${200}    ${reply}[text]
+    Should Be Equal As Integers    ${reply}[json][version]    ${2}
     ${reply}    HTTP Request    ${base}    PATCH    ${path}    {"expected_version": 1, "body": "stale"}
     ...    token=${alice}
     Error Reply Should Be    ${reply}    409    conflict
     Should Be Equal    ${reply}[json][current][body]    final
     ${reply}    HTTP Request    ${base}    PATCH    ${path}    {"expected_version": 2, "deleted": true}
     ...    token=${alice}
-    Should Be Equal As Integers    ${reply}[json][version]    3
+    Should Be Equal As Integers    ${reply}[json][version]    ${3}
     ${room_id}    Conversation Id    team-room
     Check Query Result    SELECT deleted FROM messages WHERE conversation_id = '${room_id}' AND seq = ${message}[seq]
     ...    ==    ${True}    alias=${DB}
@@ -198,7 +198,7 @@ Presence Over REST Is Visible Only Within Shared Conversations
     ...    token=${carol}
     ${unknown}    HTTP Request    ${base}    GET    /v1/users/nobody-at-all-0/presence
     ...    content_type=${None}    token=${carol}
-    Should Be Equal As Integers    ${stranger}[status]    200
+    Should Be Equal As Integers    ${stranger}[status]    ${200}
     Should Be Equal    ${stranger}[json][status]    offline
     Should Be Empty    ${stranger}[json][devices]
     Should Be Equal    ${stranger}[json][devices]    ${unknown}[json][devices]
@@ -217,7 +217,7 @@ Health Is Public And Reports Every Component
     Devices Are Connected    alice-phone
     ${base}    Server Base Url
     ${reply}    HTTP Request    ${base}    GET    /health    content_type=${None}
-    Should Be Equal As Integers    ${reply}[status]    200
+    Should Be Equal As Integers    ${reply}[status]    ${200}
     VAR    ${health}    ${reply}[json]
     Should Be Equal    ${health}[status]    ok
     Should Be Equal    ${health}[database]    ok
@@ -231,7 +231,7 @@ Metrics Are Public And Name Every Documented Metric
     [Tags]    spec:8.6-a    P18
     ${base}    Server Base Url
     ${reply}    HTTP Request    ${base}    GET    /metrics    content_type=${None}
-    Should Be Equal As Integers    ${reply}[status]    200
+    Should Be Equal As Integers    ${reply}[status]    ${200}
     FOR    ${metric}    IN    @{METRICS}
         Should Match Regexp    ${reply}[text]    (?m)^# TYPE ${metric}    no ${metric} in /metrics
     END

@@ -27,7 +27,7 @@ A Hello During A Database Outage Is Unavailable And Closed With 1012
     Should Contain    ${how}    1012
     ${node}    Reference Node Url    node-1
     ${health}    HTTP Request    ${node}    GET    /health    content_type=${None}
-    Should Be Equal As Integers    ${health}[status]    503
+    Should Be Equal As Integers    ${health}[status]    ${503}
     Should Be Equal    ${health}[json][status]    degraded
     Should Be Equal    ${health}[json][database]    unavailable
     Restart PostgreSQL
@@ -74,7 +74,7 @@ A Send Whose Commit Stalls Is Answered Truthfully And Stored At Most Once
     ...    ==    ${0}    retry_timeout=${seconds * 2}s    alias=${DB}
     ${stored}    Query    SELECT count(*) FROM messages WHERE client_msg_id = '${key}'    alias=${DB}
     IF    '${reply}[code]' == 'unavailable'
-        Should Be Equal As Integers    ${stored}[0][0]    0    'unavailable' yet the message was stored
+        Should Be Equal As Integers    ${stored}[0][0]    ${0}    'unavailable' yet the message was stored
     END
     ${ack}    Send Message    alice-phone    team-room    stalled commit    client_msg_id=${key}
     Should Be Equal    ${ack}[duplicate]    ${{ ${stored}[0][0] == 1 }}
