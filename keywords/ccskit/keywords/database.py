@@ -125,8 +125,9 @@ class DatabaseKeywords:
         while True:
             actual = self._stored_value(sql, params)
             waited = time.monotonic() - started
+            shown = f'"{actual}"' if f'"{expected}"' in what and actual != NO_ROW else actual
             if actual == str(expected):
-                logger.info(f"{what or sql}: the database holds {actual} ({waited:.1f} s)")
+                logger.info(f"{what or sql}: the database holds {shown} ({waited:.1f} s)")
                 return actual
             if waited >= seconds:
                 break
@@ -134,7 +135,6 @@ class DatabaseKeywords:
         expectation = what or "expected"
         if str(expected) not in expectation:
             expectation += f" ({expected})"
-        shown = f'"{actual}"' if f'"{expected}"' in what and actual != NO_ROW else actual
         when = f"after {waited:.1f} s" if seconds else "when read at once"
         raise AssertionError(f"{expectation}, but the database holds {shown} {when}")
 
