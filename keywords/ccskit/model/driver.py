@@ -7,17 +7,17 @@ judging the answer is ``observe``'s job.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
 from ..api import ApiError, CcsApi
-from ..client import ClientError, ConnectRefused, DeviceClient
+from ..client import ClientError, ConnectRefused, DeviceClient, wait_until
 from ..config import ws_url_for
 from ..db import CcsDb
 from ..ids import unique_id
@@ -157,6 +157,12 @@ class Driver:
 
     def client(self, device_id: str) -> DeviceClient:
         return self.clients[device_id]
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait on the loop until ``predicate()`` holds (checked whenever a device receives a
+        frame or changes state); returns whether it did within ``timeout_s``."""
+        clients = [c for c in self.clients.values() if c.connected]
+        return bool(self._run(wait_until(clients, predicate, timeout_s), timeout_s))
 
     def mark(self) -> dict[str, int]:
         """How many frames each connected device had received: the start of a step."""
@@ -313,18 +319,21 @@ def received_streams(client: DeviceClient) -> tuple[dict[tuple[str, str], list[A
 
 
 async def _wait_closed(client: DeviceClient, timeout_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while client.close_code is None and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
+    await wait_until([client], lambda: client.close_code is not None, timeout_s)
 
 
 async def _next_reply(client: DeviceClient, start: int, timeout_s: float) -> dict[str, Any] | None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline:
-        for frame in client.frames[start:]:
-            if frame.type in ("ack", "error") and frame.data is not None:
-                return frame.data
-        if client.close_code is not None:
-            return None
-        await asyncio.sleep(0.01)
-    return None
+    def reply() -> dict[str, Any] | None:
+        return next(
+            (
+                f.data
+                for f in client.frames[start:]
+                if f.type in ("ack", "error") and f.data is not None
+            ),
+            None,
+        )
+
+    await wait_until(
+        [client], lambda: reply() is not None or client.close_code is not None, timeout_s
+    )
+    return reply()

@@ -22,7 +22,7 @@ def _short(value: Any, limit: int = 240) -> str:
 
 
 def check_reply(what: str, expect: Expect, reply: Reply) -> list[str]:
-    """The reply (ack fields / error code, ``ref``, ``retryable``, close code) is the predicted one."""
+    """The reply (ack fields or error code, ``ref``, ``retryable``, close) is the predicted one."""
     frame = reply.frame
     if frame is None:
         return [f"{what}: expected {_expected(expect)}, no reply came (close {reply.close})"]
@@ -72,12 +72,8 @@ def _expected(expect: Expect) -> str:
 
 def check_streams(model: Model, driver: Driver, timeout_s: float) -> list[str]:
     """Each connected device received exactly the predicted frames, per conversation in order."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        problems = _stream_problems(model, driver, final=time.monotonic() >= deadline)
-        if not problems or time.monotonic() >= deadline:
-            return problems
-        time.sleep(0.01)  # frames arrive on the loop thread; the check polls a shared list
+    driver.wait(lambda: not _stream_problems(model, driver, final=False), timeout_s)
+    return _stream_problems(model, driver, final=True)
 
 
 def _stream_problems(model: Model, driver: Driver, final: bool) -> list[str]:
@@ -118,21 +114,20 @@ def check_presence(
     events: list[PresenceEvent], driver: Driver, marks: dict[str, int], timeout_s: float
 ) -> list[str]:
     """Each predicted presence frame reaches its watcher (since the step began)."""
-    problems = []
-    deadline = time.monotonic() + timeout_s
-    for event in events:
+
+    def frames(event: PresenceEvent) -> list[Any]:
         client = driver.client(event.watcher)
-        start = marks.get(event.watcher, client.connection_start)
-        while not _has_presence(client.frames[start:], event):
-            if time.monotonic() >= deadline:
-                seen = [f.data for f in client.frames[start:] if f.type == "presence"]
-                problems.append(
-                    f"{event.watcher} expected presence {{device_id="
-                    f"{event.device_id}, status={event.status}, user_status="
-                    f"{event.user_status}}}, saw {_short(seen)}"
-                )
-                break
-            time.sleep(0.01)  # see check_streams
+        return client.frames[marks.get(event.watcher, client.connection_start) :]
+
+    driver.wait(lambda: all(_has_presence(frames(e), e) for e in events), timeout_s)
+    problems = []
+    for event in events:
+        if not _has_presence(frames(event), event):
+            seen = [f.data for f in frames(event) if f.type == "presence"]
+            problems.append(
+                f"{event.watcher} expected presence {{device_id={event.device_id}, "
+                f"status={event.status}, user_status={event.user_status}}}, saw {_short(seen)}"
+            )
     return problems
 
 

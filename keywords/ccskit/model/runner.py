@@ -96,8 +96,8 @@ def limits_of(base_url: str, own_node: bool) -> tuple[Limits, dict[str, str]]:
         if frame.type == "welcome" and frame.data:
             announced = frame.data.get("limits") or {}
     if own_node:
-        replay = int(NODE_LIMITS["CCS_REPLAY_LIMIT"])
-        cap = int(NODE_LIMITS["CCS_MAX_CONNECTIONS_PER_USER"])
+        replay: int | None = int(NODE_LIMITS["CCS_REPLAY_LIMIT"])
+        cap: int | None = int(NODE_LIMITS["CCS_MAX_CONNECTIONS_PER_USER"])
     else:
         replay = int(os.environ["CCS_REPLAY_LIMIT"]) if os.environ.get("CCS_REPLAY_LIMIT") else None
         cap_env = os.environ.get("CCS_MAX_CONNECTIONS_PER_USER")
@@ -131,7 +131,7 @@ def run(
     limits: Limits,
     outdir: Path,
     steps_per_walk: int = 25,
-    walks_per_batch: int = 2,
+    walks_per_batch: int = 10,
     unsupported: dict[str, str] | None = None,
     scale: float = 1.0,
     shrink_s: int = 120,
@@ -143,6 +143,7 @@ def run(
     result = RunResult(seed=seed_text)
     ENV.base_url, ENV.database_url, ENV.limits, ENV.scale = base_url, database_url, limits, scale
     ENV.unsupported, ENV.used = dict(unsupported or {}), {}
+    ENV.last_failure = None
     started = time.monotonic()
     while result.batches == 0 or time.monotonic() - started < budget_s:
         walk_class = type(f"ModelWalk_{base}_{batch}", (ModelWalk,), {})
@@ -164,7 +165,7 @@ def run(
             run_state_machine_as_test(seeded, settings=config)
         except Flaky as exc:
             _failed(result, f"{base}.{batch}", f"the failure did not repeat (flaky): {exc}")
-        except Exception as exc:  # noqa: BLE001 - any failure of a walk ends the run
+        except Exception as exc:  # any failure of a walk ends the run
             _failed(result, f"{base}.{batch}", "".join(traceback.format_exception_only(exc)))
         result.batches += 1
         result.walks += ENV.walks - walks_before
@@ -180,7 +181,8 @@ def run(
 
 
 def _failed(result: RunResult, where: str, error: str) -> None:
-    walk = ENV.last_walk
+    # The last failing walk: after shrinking, the minimal one (even when its replay was flaky).
+    walk = ENV.last_failure or ENV.last_walk
     result.failed, result.error = True, error
     result.seed = where
     if walk is not None:

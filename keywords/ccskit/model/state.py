@@ -4,8 +4,9 @@ The model holds what a correct server holds — users, devices, conversations wi
 and join points, messages with versions and tombstones, idempotency keys, per-device cursors and
 presence — and, for every command, predicts the reply (``ack`` fields or error code, close code)
 and the frames every connected device must receive. Where the protocol leaves an answer open the
-prediction lists every acceptable answer (``Expect.codes`` with more than one code, ``alternatives``)
-and the model follows the one the server chose; those places are named in ``OPEN_QUESTIONS``.
+prediction lists every acceptable answer (``Expect.codes`` with more than one code, frames in
+``Device.stale_ok``) and the model follows the one the server chose; those places are named in
+``OPEN_QUESTIONS``.
 """
 
 from __future__ import annotations
@@ -287,7 +288,7 @@ class Model:
 
     def _welcome_conversations(self, device: Device, resume: dict[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = {}
-        for conv_id, seq in resume.items():
+        for conv_id in resume:
             if not self.is_member(device.user_id, conv_id):
                 answer[conv_id] = {"recovered": False, "reason": "forbidden"}
         for conv in self.conversations.values():
@@ -350,18 +351,17 @@ class Model:
         member = self.is_member(device.user_id, conversation_id)
         original = self.keys.get((device_id, cmid))
         if original is not None:  # §4.2-f/g: bodies compared as JSON values
-            if not member:
+            same = (
+                self.sent_bodies[(device_id, cmid)] == body_key(body)
+                and original.conversation_id == conversation_id
+            )
+            if not member:  # which check comes first is open (OPEN_QUESTIONS)
                 return (
-                    error("forbidden", "idempotency_conflict")
-                    if (original.conversation_id != conversation_id)
-                    else self._retry(original, cmid, member)
+                    self._retry(original, cmid, member)
+                    if same
+                    else error("forbidden", "idempotency_conflict")
                 )
-            if (
-                self.sent_bodies[(device_id, cmid)] != body_key(body)
-                or original.conversation_id != conversation_id
-            ):
-                return error("idempotency_conflict")
-            return self._retry(original, cmid, member)
+            return self._retry(original, cmid, member) if same else error("idempotency_conflict")
         if not member:
             return error("forbidden")
         return self._store(device, conversation_id, cmid, body)
