@@ -82,3 +82,19 @@ def test_the_vocabulary_itself_is_clean() -> None:
     resources = sorted((ROOT / "resources").glob("*.resource"))
     found = [f"{path.name} {hit}" for path in resources for hit in lint(path)]
     assert found == []
+
+
+def test_the_guides_example_uses_only_existing_steps(tmp_path: Path) -> None:
+    """docs/testers-guide.md pastes a run of docs/examples/first_test.robot: a renamed step
+    must show here (dry run: every step resolves) and in robocop."""
+    example = ROOT / "docs" / "examples" / "first_test.robot"
+    dry = subprocess.run(
+        [sys.executable, "-m", "robot", "--dryrun", "--outputdir", str(tmp_path), str(example)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert dry.returncode == 0, dry.stdout[-2000:]
+    assert lint(example) == []
