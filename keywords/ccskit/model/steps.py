@@ -1,8 +1,8 @@
 """A walk as people read it: numbered plain-English steps and a ready-to-paste Robot test.
 
 The Robot test uses the kit's vocabulary (``resources/ccs.resource``: `Create User`, `Connect
-Device`, `Send Command` …) plus `Model Token` of the CCSModel library for tokens the other
-libraries cannot mint (expired, not yet valid, badly signed). It asserts, at each step, the
+Device`, `Send Command` …) plus `Model Token` (ModelKeywords of the CCS library) for tokens the
+other keywords do not mint (expired, not yet valid, badly signed, another user's device). It asserts, at each step, the
 reply the model predicted, so it fails on the server that failed the walk and passes on one that
 behaves as documented.
 """
@@ -91,9 +91,9 @@ class Walk:
         title = name or f"Model Walk {self.seed or ''} Reproduces".replace("  ", " ")
         out = [
             "*** Settings ***",
-            "Documentation       Reproduction of a failed model walk (pasted from its log).",
+            "Documentation       Reproduction of a failed model walk: paste into suites/05_model/",
+            "...                 (its suite setup starts the node with the model's limits).",
             "Resource            ../../resources/ccs.resource",
-            "Library             CCSModel",
             "",
             "*** Test Cases ***",
             title,
