@@ -88,7 +88,7 @@ The Status Of Each Message Per Device Is Available Through The API
     [Documentation]    Per-message delivered/read status per device through the REST API (P7).
     [Tags]    smoke    spec:8.4-d
     Given Devices Are Connected    alice-phone    bob-tablet    bob-phone
-    And "alice-phone" Sends 1 Messages To "team-room"
+    And "alice-phone" Sends "one to confirm" To "team-room"
     When "bob-tablet" Confirms Reading Up To 1 In "team-room"
     Then Status Of Message 1 In "team-room" Should Show "bob-tablet" As Delivered And Read
     And Status Of Message 1 In "team-room" Should Show "bob-phone" As Not Delivered

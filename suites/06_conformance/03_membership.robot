@@ -18,7 +18,7 @@ A Member Added While Offline Receives Only Messages After Its Join Point
     Devices Are Connected    alice-phone
     "alice-phone" Sends 3 Messages To "team-room"
     Add Member    team-room    carol
-    "alice-phone" Sends 1 Messages To "team-room"
+    "alice-phone" Sends "after carol joined" To "team-room"
     ${welcome}    Connect Device    carol-phone
     ${room}    Conversation Id    team-room
     VAR    ${entry}    ${welcome}[conversations][${room}]
@@ -64,7 +64,7 @@ History Of A Member Starts At Its Join Point, An Admin Reads Everything
     Devices Are Connected    alice-phone
     "alice-phone" Sends 3 Messages To "team-room"
     Add Member    team-room    carol
-    "alice-phone" Sends 1 Messages To "team-room"
+    "alice-phone" Sends "after carol joined" To "team-room"
     Devices Are Connected    carol-phone
     History Of "carol-phone" In "team-room" Should Be [4] With More False
     History Of "carol-phone" In "team-room" Should Be [] With More False    before_seq=${3}
