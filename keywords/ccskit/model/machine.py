@@ -112,11 +112,18 @@ class ModelWalk(RuleBasedStateMachine):
         return f"{device}-k{self.counter}"
 
     def finish(
-        self, step: Step, problems: list[str], presence: list[PresenceEvent], marks: dict[str, int]
+        self,
+        step: Step,
+        problems: list[str],
+        presence: list[PresenceEvent],
+        marks: dict[str, int],
+        settle_s: float = 3.0,
     ) -> None:
-        """Compare the whole observable state with the model after a step; fail with problems."""
+        """Compare the whole observable state with the model after a step; fail with problems.
+
+        ``settle_s`` bounds the waits for frames and rows the step must produce."""
         ENV.used[step.rule] = ENV.used.get(step.rule, 0) + 1
-        timeout = 3.0 * ENV.scale
+        timeout = settle_s * ENV.scale
         problems = list(problems)
         problems += check_presence(presence, self.driver, marks, timeout)
         problems += [p for p in check_streams(self.model, self.driver, timeout) if p != "waiting"]
@@ -229,7 +236,9 @@ class ModelWalk(RuleBasedStateMachine):
         self.driver.disconnect(self.ids(name), abrupt)
         how = "loses its network" if abrupt else "disconnects cleanly"
         step = Step("disconnect", f"{name} {how}", kind="drop" if abrupt else "close", device=name)
-        self.finish(step, [], events, marks)
+        # §5.4-a: an abrupt loss may only be noticed by the heartbeat timeout.
+        settle = ENV.limits.offline_after_drop_s if abrupt else 3.0
+        self.finish(step, [], events, marks, settle)
 
     # ----- messages ----------------------------------------------------------------------------
     @precondition(lambda self: bool(self.connected()))

@@ -34,6 +34,8 @@ NODE_LIMITS = {
     "CCS_MAX_CONNECTIONS_PER_USER": "3",
     "CCS_MAX_BODY_BYTES": "8192",
     "CCS_PRESENCE_GRACE_MS": "100",
+    "CCS_HEARTBEAT_INTERVAL_MS": "500",
+    "CCS_HEARTBEAT_TIMEOUT_MS": "2000",
     "CCS_NODE_ID": "model-node",
 }
 
@@ -111,6 +113,7 @@ def limits_of(base_url: str, own_node: bool) -> tuple[Limits, dict[str, str]]:
         history_limit_max=int(announced.get("history_limit_max", 100)),
         replay_limit=replay,
         max_connections_per_user=cap,
+        offline_after_drop_s=3.0 if own_node else 25.0,
     )
     return limits, unsupported
 

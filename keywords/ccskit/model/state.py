@@ -50,6 +50,8 @@ class Limits:
     client_msg_id_max: int = 128
     replay_limit: int | None = None
     max_connections_per_user: int | None = None
+    #: How long an abruptly dropped device may stay online: heartbeat timeout, grace, margin.
+    offline_after_drop_s: float = 25.0
 
 
 @dataclass

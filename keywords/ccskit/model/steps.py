@@ -2,9 +2,9 @@
 
 The Robot test uses the kit's vocabulary (``resources/ccs.resource``: `Create User`, `Connect
 Device`, `Send Command` …) plus `Model Token` (ModelKeywords of the CCS library) for tokens the
-other keywords do not mint (expired, not yet valid, badly signed, another user's device). It asserts, at each step, the
-reply the model predicted, so it fails on the server that failed the walk and passes on one that
-behaves as documented.
+other keywords do not mint (expired, not yet valid, badly signed, another user's device). It
+asserts, at each step, the reply the model predicted, so it fails on the server that failed the
+walk and passes on one that behaves as documented.
 """
 
 from __future__ import annotations
