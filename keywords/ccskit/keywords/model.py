@@ -53,14 +53,18 @@ class ModelKeywords:
         if os.environ.get("CCS_MODEL_OWN_NODE", "").lower() in ("0", "false", "no"):
             self._own_node = False
             return self.ctx.target.require()
-        log_dir = Path(self.ctx.config.results_dir) if hasattr(self.ctx.config, "results_dir") \
-            else Path("results")  # fmt: skip
-        self._node = ServerProcess(env=dict(runner.NODE_LIMITS), log_dir=log_dir / "server")
+        log_dir = (
+            Path(self.ctx.config.results_dir)
+            if hasattr(self.ctx.config, "results_dir")
+            else Path("results")
+        )
+        self._node = ServerProcess(env=runner.node_env(), log_dir=log_dir / "server")
         base_url = self._node.start(self.ctx.scaled(timeout))
         self.ctx.target.base_url = base_url
         self._own_node = True
-        logger.info(f"model node at {base_url} with {runner.NODE_LIMITS} "
-                    f"(log {self._node.log_path})")  # fmt: skip
+        logger.info(
+            f"model node at {base_url} with {runner.NODE_LIMITS} (log {self._node.log_path})"
+        )
         return base_url
 
     @keyword
@@ -72,8 +76,9 @@ class ModelKeywords:
         self.ctx.target.base_url = self._previous_url
 
     @keyword
-    def run_model_walks(self, seed: str = "", budget: timedelta = SIXTY_S,
-                        steps_per_walk: int = 25) -> str:  # fmt: skip
+    def run_model_walks(
+        self, seed: str = "", budget: timedelta = SIXTY_S, steps_per_walk: int = 25
+    ) -> str:
         """Runs random walks for ``budget`` (``MODEL_BUDGET`` overrides it) from ``seed``
         (empty: ``MODEL_SEED``, else a fresh one); fails with the shrunk reproduction.
 
@@ -82,15 +87,25 @@ class ModelKeywords:
         """
         seed = seed or os.environ.get("MODEL_SEED", "") or runner.new_seed()
         seconds = _budget_seconds(os.environ.get("MODEL_BUDGET", ""), budget.total_seconds())
-        logger.console(f"\nmodel walks: seed {seed}, budget {seconds:.0f} s "
-                       f"(replay with: make model SEED={seed})")  # fmt: skip
+        logger.console(
+            f"\nmodel walks: seed {seed}, budget {seconds:.0f} s "
+            f"(replay with: make model SEED={seed})"
+        )
         logger.info(f"model walks: seed {seed}, budget {seconds:.0f} s")
         base_url = self.ctx.target.require()
         limits, unsupported = runner.limits_of(base_url, self._own_node)
         outdir = Path(BuiltIn().get_variable_value("${OUTPUT DIR}", "results"))
-        result = runner.run(base_url, self.ctx.database_url, seed, seconds, limits, outdir,
-                            steps_per_walk=steps_per_walk, unsupported=unsupported,
-                            scale=self.ctx.config.timeout_scale)  # fmt: skip
+        result = runner.run(
+            base_url,
+            self.ctx.database_url,
+            seed,
+            seconds,
+            limits,
+            outdir,
+            steps_per_walk=steps_per_walk,
+            unsupported=unsupported,
+            scale=self.ctx.config.timeout_scale,
+        )
         summary = result.summary()
         logger.info(summary)
         for line in summary.splitlines():
@@ -98,8 +113,10 @@ class ModelKeywords:
                 logger.warn(line)
         if result.failed:
             logger.info(f"ready-to-paste Robot test ({', '.join(result.files)}):\n{result.robot}")
-            raise AssertionError(f"model walk seed {result.seed} failed (replay: make model "
-                                 f"SEED={result.seed})\n{result.english}\n\n{result.error}")  # fmt: skip
+            raise AssertionError(
+                f"model walk seed {result.seed} failed (replay: make model "
+                f"SEED={result.seed})\n{result.english}\n\n{result.error}"
+            )
         return summary
 
     @keyword

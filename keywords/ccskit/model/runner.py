@@ -36,7 +36,6 @@ NODE_LIMITS = {
     "CCS_PRESENCE_GRACE_MS": "100",
     "CCS_HEARTBEAT_INTERVAL_MS": "500",
     "CCS_HEARTBEAT_TIMEOUT_MS": "2000",
-    "CCS_NODE_ID": "model-node",
 }
 
 
@@ -118,10 +117,16 @@ def limits_of(base_url: str, own_node: bool) -> tuple[Limits, dict[str, str]]:
     return limits, unsupported
 
 
+def node_env() -> dict[str, str]:
+    """The model node's environment. Its id is unique: nodes sharing an id on one database take
+    each other's devices for their own and repair their presence to offline."""
+    return {**NODE_LIMITS, "CCS_NODE_ID": unique_id("model-node")}
+
+
 def start_node(log_dir: Path) -> ServerProcess:
     """A node of the server under test with the model's limits (``CCS_SERVER_COMMAND`` and
     ``CCS_SERVER_PATH`` choose which server)."""
-    node = ServerProcess(env=dict(NODE_LIMITS), log_dir=log_dir)
+    node = ServerProcess(env=node_env(), log_dir=log_dir)
     node.start(60.0)
     return node
 
