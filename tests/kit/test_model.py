@@ -305,3 +305,16 @@ def test_draws_keep_their_meaning_and_budgets_and_seeds_parse() -> None:
     assert pick(Data(), ["a"], ["a", "b", "c", "d"], "x") == "a"  # type: ignore[arg-type]
     assert [_budget_seconds(t, 5) for t in ("", "90", "90s", "10m", "1h")] == [5, 90, 90, 600, 3600]
     assert parse_seed("123") == (123, 0) and parse_seed("123.7") == (123, 7)
+
+
+def test_a_failing_stream_is_checked_in_the_robot_test_by_waits_and_refusals() -> None:
+    walk = Walk({"real-d0": "u0-d0", "real-c0": "c0"})
+    want = [("message", "real-c0", 1, 1, False, "{}"), ("message", "real-c0", 2, 1, False, "{}")]
+    got = [want[0], ("message_updated", "real-c0", 1, 2, False, "{}")]
+    lines = walk.stream_check("real-d0", ("messages", "real-c0"), want, got)
+    assert lines == [
+        "Wait For Frame    u0-d0    message    conversation_id=${c0}    seq=${2}    version=${1}"
+        "    deleted=${False}",
+        "Should Not Receive Frame    u0-d0    message_updated    window=1s    conversation_id=${c0}"
+        "    seq=${1}    version=${2}    deleted=${False}",
+    ]

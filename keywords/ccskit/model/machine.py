@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from .driver import Driver, Reply
+from .driver import Driver, Reply, received_streams
 from .observe import (
     check_database,
     check_presence,
@@ -26,7 +26,7 @@ from .observe import (
     check_streams,
 )
 from .state import Expect, Limits, Model, PresenceEvent, body_bytes
-from .steps import Step, Walk
+from .steps import SEP, Step, Walk
 
 #: The walk's cast: u0 has more devices than the connection cap of the model's node allows.
 USERS = {
@@ -131,9 +131,36 @@ class ModelWalk(RuleBasedStateMachine):
         problems += check_database(self.model, self.driver, timeout)
         self.walk.add(step)
         if problems:
-            self.walk.fail(problems)
+            self.walk.fail(problems, self._robot_checks(presence))
             ENV.last_failure = self.walk
             raise AssertionError(self.walk.report())
+
+    def _robot_checks(self, presence: list[PresenceEvent]) -> list[str]:
+        """Robot lines asserting, after the failing step, what the model expected and the
+        server did otherwise: presence frames, each differing stream, the stored rows."""
+        walk, lines = self.walk, []
+        for event in presence:
+            lines.append(
+                f"Wait For Frame{SEP}{walk.names_in(event.watcher)}{SEP}presence{SEP}"
+                f"device_id={walk.value(event.device_id)}{SEP}status={event.status}"
+                f"{SEP}user_status={event.user_status}"
+            )
+        for device in self.model.devices.values():
+            if not device.connected:
+                continue
+            seen, _ = received_streams(self.driver.client(device.device_id))
+            for key in sorted(set(seen) | set(device.stream)):
+                want = [w for w in device.stream.get(key, []) if w not in device.stale_ok]
+                got = [g for g in seen.get(key, []) if g not in device.stale_ok]
+                if got != want:
+                    lines += walk.stream_check(device.device_id, key, want, got)
+        db = self.driver.snapshot(list(self.model.conversations), list(self.model.devices))
+        for conv in self.model.conversations.values():
+            if db["messages"][conv.conversation_id] != [m.row() for m in conv.messages]:
+                lines += walk.rows_check(
+                    conv.conversation_id, [(m.seq, m.version, m.deleted) for m in conv.messages]
+                )
+        return lines
 
     # ----- connecting --------------------------------------------------------------------------
     @initialize(data=st.data())

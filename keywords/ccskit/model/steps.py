@@ -52,6 +52,8 @@ class Walk:
     names: dict[str, str]  # real id -> logical name
     steps: list[Step] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: Robot lines checking, after the last step, what the model expected (frames, rows).
+    final_checks: list[str] = field(default_factory=list)
     users: dict[str, list[str]] = field(default_factory=dict)
     conversations: dict[str, list[str]] = field(default_factory=dict)
     seed: str = ""
@@ -62,8 +64,52 @@ class Walk:
     def add(self, step: Step) -> None:
         self.steps.append(step)
 
-    def fail(self, problems: list[str]) -> None:
+    def fail(self, problems: list[str], checks: list[str] | None = None) -> None:
         self.problems = [self.names_in(p) for p in problems]
+        self.final_checks = list(checks or [])
+
+    def value(self, value: Any) -> str:
+        """A Robot cell for ``value`` (public form of ``_value`` for the walk's machine)."""
+        return self._value(value)
+
+    def stream_check(
+        self, device_id: str, key: tuple[str, str], want: list[Any], got: list[Any]
+    ) -> list[str]:
+        """Lines asserting the frames of one category and conversation a device received:
+        each missing one awaited, each unexpected one refused, then the order compared."""
+        device, conv = self.names_in(device_id), self._value(key[1])
+        lines = [
+            f"Wait For Frame{SEP}{device}{SEP}{w[0]}{SEP}conversation_id={conv}"
+            + "".join(f"{SEP}{k}={self._value(v)}" for k, v in _fields(w).items())
+            for w in want
+            if w not in got
+        ]
+        lines += [
+            f"Should Not Receive Frame{SEP}{device}{SEP}{g[0]}{SEP}window=1s{SEP}"
+            f"conversation_id={conv}"
+            + "".join(f"{SEP}{k}={self._value(v)}" for k, v in _fields(g).items())
+            for g in got
+            if g not in want
+        ]
+        if not lines and want and key[0] == "messages":
+            order = [(w[0], w[2], w[3]) for w in want]
+            lines = [
+                f"${{frames}}{SEP}Received Frames{SEP}{device}{SEP}*{SEP}conversation_id={conv}",
+                f"${{seen}}{SEP}Evaluate{SEP}[(f['type'], f['seq'], f['version']) for f in "
+                "$frames if f['type'] in ('message', 'message_updated')]",
+                f"Should Be Equal{SEP}${{seen}}{SEP}${{{{ {order!r} }}}}",
+            ]
+        return lines
+
+    def rows_check(self, conversation_id: str, rows: list[tuple[int, int, bool]]) -> list[str]:
+        """Lines asserting the stored (seq, version, deleted) of a conversation."""
+        return [
+            f"${{rows}}{SEP}Query As Dictionaries{SEP}SELECT seq, version, deleted FROM "
+            f"messages WHERE conversation_id = %s ORDER BY seq{SEP}"
+            f"{self._value(conversation_id)}",
+            f"${{stored}}{SEP}Evaluate{SEP}[(r['seq'], r['version'], r['deleted']) for r in $rows]",
+            f"Should Be Equal{SEP}${{stored}}{SEP}${{{{ {rows!r} }}}}",
+        ]
 
     def names_in(self, text: str) -> str:
         """``text`` with every real id replaced by its logical name (longest first)."""
@@ -110,6 +156,9 @@ class Walk:
         for number, step in enumerate(self.steps, 1):
             out.append(f"{SEP}# {number}. {self.names_in(step.english)}")
             out += [SEP + line for line in self._robot_step(step)]
+        if self.final_checks:
+            out.append(f"{SEP}# then what the model expected after step {len(self.steps)}:")
+            out += [SEP + line for line in self.final_checks]
         return "\n".join(out) + "\n"
 
     def _robot_step(self, step: Step) -> list[str]:
@@ -306,3 +355,12 @@ def _literal(text: str) -> str:
 def _var(name: str) -> str:
     """A Robot variable name for a fixture (``u0-d1`` -> ``u0_d1``: ``-`` would be arithmetic)."""
     return name.replace("-", "_")
+
+
+def _fields(item: tuple[Any, ...]) -> dict[str, Any]:
+    """The frame fields that identify a canonical stream item (see ``received_streams``)."""
+    if item[0] in ("message", "message_updated"):
+        return {"seq": item[2], "version": item[3], "deleted": item[4]}
+    if item[0] == "receipt":
+        return {"device_id": item[2], "delivered_upto": item[3], "read_upto": item[4]}
+    return {"user_id": item[2]}
