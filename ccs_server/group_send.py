@@ -11,6 +11,10 @@ commit, one notification flush, every promise of a single ``ccs_send`` kept per 
   batch sees its own first insert and answers duplicate / idempotency_conflict (P2);
 - seq comes from the conversation row lock, as for a single send; items of one conversation keep
   their arrival order (stable sort) and one connection has at most one command in flight (P3);
+- a writer takes only sends of conversations no statement in flight is writing: the others stay
+  queued and go together into the next batch, instead of waiting inside PostgreSQL on a row
+  lock held until another transaction's COMMIT (with many senders per conversation that convoy
+  halved the throughput);
 - every statement runs in its own transaction (pg_write.py): a failure before COMMIT was sent
   stored nothing and answers every item ``unavailable`` (P12); a failure while COMMIT was in
   flight answers ``outcome_unknown`` (the client retries with the same key and learns which); any
@@ -139,11 +143,33 @@ class GroupSender:
         wanted = set(convs)
         return [b.done for b in self._inflight if not b.convs.isdisjoint(wanted)]
 
+    def _take(self) -> list[_Item]:
+        """Up to ``max_batch`` queued items, in arrival order, of conversations no statement in
+        flight is writing.
+
+        A batch that touched a conversation being written would wait inside PostgreSQL on that
+        conversation's row lock until the other transaction's COMMIT, holding its connection
+        and the locks it already took (a convoy of batches, each a little larger than the
+        last). Left queued instead, those items go together into the next batch of the writer
+        that frees the conversation. What is left keeps its order and a conversation's items
+        are taken from its oldest on, so one conversation's sends still go in arrival order.
+        """
+        busy: set[str] = set()
+        for batch in self._inflight:
+            busy |= batch.convs
+        taken: list[_Item] = []
+        left: list[_Item] = []
+        for it in self._queue:
+            if len(taken) < self.max_batch and it.args[0] not in busy:
+                taken.append(it)
+            else:
+                left.append(it)
+        self._queue = left
+        return taken
+
     async def _write_loop(self) -> None:
         try:
-            while self._queue:
-                items = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
+            while items := self._take():
                 now = asyncio.get_running_loop().time()
                 live = []
                 for it in items:

@@ -18,7 +18,9 @@ import asyncpg
 import pytest
 
 from ccs_server.errors import WireError
+from ccs_server.group_send import GroupSender, SendArgs
 from ccs_server.pg_store import PgStore
+from ccs_server.pg_write import TxState
 from ccs_server.ports import WriteResult
 
 from .support import Api, Client, ServerProcess, t
@@ -229,3 +231,43 @@ async def test_a_sender_that_goes_away_does_not_disturb_its_batch(
     assert [r["client_msg_id"] for r in rows] == ["k0", "k1", "k2"]
     again = await store.send(conv, user, dev, "k1", '"1"')
     assert again.outcome == "duplicate"  # its retry finds it
+
+
+async def test_a_batch_never_waits_on_a_conversation_another_batch_is_writing() -> None:
+    """While a statement writes conversation A, a second writer takes only B's send: A's sends
+    stay queued (they would wait inside PostgreSQL on A's row lock) and go together, in arrival
+    order, into the next batch once A's statement is done."""
+    statements: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def write(sql: str, cols: Any, deadline_s: float, state: TxState) -> list[dict[str, Any]]:
+        keys = list(cols[3])
+        statements.append(keys)
+        if keys == ["a1"]:
+            await release.wait()
+        return [{"i": i, "outcome": "created"} for i in range(1, len(keys) + 1)]
+
+    async def send_one(args: SendArgs, deadline_s: float) -> WriteResult:
+        raise AssertionError(f"no statement failed, yet {args} was sent on its own")
+
+    sender = GroupSender(write, send_one, writers=2, max_batch=10)  # type: ignore[arg-type]
+
+    async def until(count: int) -> None:
+        for _ in range(1000):
+            if len(statements) >= count:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError(f"expected {count} statements, saw {statements}")
+
+    first = asyncio.create_task(sender.send(("A", "u", "d", "a1", "1")))
+    await until(1)
+    later = [
+        asyncio.create_task(sender.send((conv, "u", "d", key, "1")))
+        for conv, key in (("A", "a2"), ("B", "b1"), ("A", "a3"))
+    ]
+    await until(2)
+    assert statements == [["a1"], ["b1"]]
+    release.set()
+    results = await asyncio.wait_for(asyncio.gather(first, *later), 5)
+    assert statements == [["a1"], ["b1"], ["a2", "a3"]]
+    assert all(r.outcome == "created" for r in results)
