@@ -5,7 +5,8 @@
 *** Settings ***
 Documentation    Numbers out of range (P7, P16): receipts above the head or not positive,
 ...              history limits outside 1-100 or not integers, seqs that are not integers.
-...              ``$HEAD+1`` is the arena's head plus one at send time.
+...              ``$HEAD+1`` is the head plus one at send time of the flood room, where nothing
+...              else writes during this suite (the arena's trickle would race past it).
 
 Resource         ../../resources/hostile.resource
 
@@ -19,7 +20,7 @@ Test Template    Frame "${frame}" Is Answered With "${outcome}"
 
 
 *** Test Cases ***    FRAME    OUTCOME
-Receipt Above The Head    {"type":"receipt","ref":"r1","conversation_id":"$ARENA","kind":"read","seq":$HEAD+1}    error out_of_range
+Receipt Above The Head    {"type":"receipt","ref":"r1","conversation_id":"$FLOOD_ROOM","kind":"read","seq":$HEAD+1}    error out_of_range
     [Tags]    spec:4.4-b    P7
 Receipt For Seq Zero    {"type":"receipt","ref":"r2","conversation_id":"$ARENA","kind":"read","seq":0}    error bad_request
     [Tags]    spec:4.4-a

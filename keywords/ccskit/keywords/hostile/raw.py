@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from datetime import timedelta
@@ -27,7 +28,8 @@ class RawConnectionKeywords:
     oversize frames, any bytes) and stop reading when told to (slow consumer, no pongs).
 
     Frame texts may name placeholders set with `Set Frame Placeholders` (``$ARENA``) and
-    ``$HEAD+1`` (the arena's head seq plus one, read from the database at send time).
+    ``$HEAD+1`` (the head seq plus one of the frame's ``conversation_id``, read from the database
+    at send time: a conversation nobody else writes to keeps that boundary exact).
     Every token handed out is remembered for `Server Logs Should Not Contain Tokens`.
     """
 
@@ -39,11 +41,11 @@ class RawConnectionKeywords:
         return self.ctx.loop.run(coro, timeout + 5.0)
 
     def _fill(self, text: str) -> str:
-        if "$HEAD+1" in text:
-            head = conversation_head(self.ctx, self.session.placeholder("ARENA"))
-            text = text.replace("$HEAD+1", str(head + 1))
         for name in sorted(self.session.placeholders, key=len, reverse=True):
             text = text.replace(f"${name}", self.session.placeholders[name])
+        if "$HEAD+1" in text:
+            head = conversation_head(self.ctx, _conversation_of(text))
+            text = text.replace("$HEAD+1", str(head + 1))
         return text
 
     @keyword
@@ -296,6 +298,14 @@ class RawConnectionKeywords:
                 )
             self._run(conn.send_text('{"type":"ping","ref":"alive"}'), 5.0)
             time.sleep(0.2)  # polling the server's counter (another process): no event exists
+
+
+def _conversation_of(text: str) -> str:
+    """The ``conversation_id`` a frame text names (``$HEAD+1`` needs one)."""
+    found = re.search(r'"conversation_id"\s*:\s*"([^"]+)"', text)
+    if found is None:
+        raise ValueError(f"$HEAD+1 needs a frame with a conversation_id: {text[:120]}")
+    return found.group(1)
 
 
 def conversation_head(ctx: KitContext, conversation: str) -> int:
