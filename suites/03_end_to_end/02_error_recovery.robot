@@ -42,6 +42,23 @@ Acknowledged Messages Survive A Database Kill -9 And Restart
     And No Message Was Lost, Doubled Or Reordered
     And Refused Sends Should Be Stored Once    unavailable
 
+A Send In Flight When The Database Is Killed Is Never Acknowledged Falsely
+    [Documentation]    carol's send waits inside PostgreSQL on a row lock another program holds
+    ...    when PostgreSQL is killed -9: the reply is ``unavailable`` or ``outcome_unknown``,
+    ...    never an ack. After the restart nothing is stored if it said ``unavailable``, and a
+    ...    retry with the same key tells the truth: stored once, a duplicate only if the first
+    ...    attempt could have been stored (P1, P12).
+    [Tags]    fast-fault    spec:4.2-j    spec:4.2-k    spec:4.2-l    spec:10-b
+    Given Live Traffic Flows Between Devices On Both Nodes
+    And "carol-phone" Has A Send Of "in-flight-1" Waiting Inside PostgreSQL
+    When Kill PostgreSQL
+    ${code}    Then The Send In Flight Of "carol-phone" Should Be Refused As Unavailable Or Outcome Unknown
+    When Restart PostgreSQL
+    Then A Retry Of "in-flight-1" By "carol-phone" After "${code}" Should Tell The Truth
+    And Traffic Keeps Flowing
+    And No Message Was Lost, Doubled Or Reordered
+    [Teardown]    Run Keywords    Release Conversation Row Locks    AND    Every Fault Is Healed
+
 Sends Made While The Database Is Down Are Retried From The Outbox After Recovery
     [Documentation]    A longer, clean outage (fast shutdown): every send meanwhile is refused
     ...    within 5 s as ``unavailable``, never acknowledged, and stored exactly once after (P12).
@@ -161,6 +178,47 @@ Sends During The Outage Should Be Refused As Unavailable
         Should Be True    ${error}[latency_s] <= 5
         ...    expected "unavailable" within 5 s of the send, got it after ${error}[latency_s] s: ${error}
     END
+
+"${device}" Has A Send Of "${key}" Waiting Inside PostgreSQL
+    [Documentation]    ``device`` of user carol, alone in "side-room" on node 1, sends ``key``
+    ...    while another program holds the room's row locked: the send is running in the
+    ...    database (waiting for the lock) when this returns.
+    User "carol" With Devices    ${device}
+    Create Conversation    side-room    carol
+    Connect Device    ${device}
+    Hold Conversation Row Lock    side-room
+    Start Sending    ${device}    side-room    in flight at the kill    ${key}
+    Wait Until A Server Write Waits On A Lock
+
+The Send In Flight Of "${device}" Should Be Refused As Unavailable Or Outcome Unknown
+    [Documentation]    The reply is a retryable ``unavailable`` or ``outcome_unknown`` error, never
+    ...    an ack; returns its code.
+    ${reply}    Reply To Started Send    ${device}
+    Should Be Equal    ${reply}[type]    error
+    ...    expected the send in flight at the kill to be refused, got ${reply}
+    Should Contain Any    ${reply}[code]    unavailable    outcome_unknown
+    ...    msg=expected unavailable or outcome_unknown for the send in flight, got ${reply}
+    Should Be True    ${reply}[retryable]    expected a retryable refusal, got ${reply}
+    RETURN    ${reply}[code]
+
+A Retry Of "${key}" By "${device}" After "${code}" Should Tell The Truth
+    [Documentation]    After ``unavailable`` nothing was stored, and the retry with the same key
+    ...    stores it now (``duplicate: false``); after ``outcome_unknown`` the retry may be either.
+    ...    Either way the key is stored exactly once, at the seq the retry's ack names.
+    IF    $code == 'unavailable'
+        Stored Value Should Be    SELECT count(*) FROM messages WHERE client_msg_id = %s    0
+        ...    ${key}    what=expected nothing stored for a send answered unavailable    timeout=5s
+    END
+    # the nodes may still be reconnecting to the restarted database: a retryable refusal is
+    # allowed, and the client retries with the same key as the protocol says
+    ${ack}    Wait Until Keyword Succeeds    15s    1s    Send Message    ${device}    side-room
+    ...    in flight at the kill    client_msg_id=${key}
+    IF    $code == 'unavailable'
+        Should Not Be True    ${ack}[duplicate]
+        ...    a send answered unavailable was found stored on retry: ${ack}
+    END
+    Stored Value Should Be    SELECT seq FROM messages WHERE client_msg_id = %s    ${ack}[seq]
+    ...    ${key}    what=expected the key stored once, at seq ${ack}[seq]
 
 "${device}" Is Connected To "${node}" Without Reconnecting
     [Documentation]    A plain connection (no automatic reconnect) to that node.

@@ -24,6 +24,7 @@ from .hostile.raw import RawConnectionKeywords
 from .hostile.rest import RestInputKeywords
 from .hostile.stored import StoredStateKeywords
 from .hostile.tokens import HostileTokenKeywords
+from .inflight import InFlightKeywords
 from .load import LoadKeywords
 from .model import ModelKeywords
 from .recovery import RecoveryKeywords
@@ -36,6 +37,7 @@ KEYWORD_CLASSES: list[type] = [
     DatabaseKeywords,
     FaultKeywords,
     RecoveryKeywords,
+    InFlightKeywords,
     LoadKeywords,
     RawConnectionKeywords,
     RestInputKeywords,
