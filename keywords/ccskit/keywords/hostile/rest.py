@@ -61,7 +61,7 @@ class RestInputKeywords:
         self.session.tokens.append(token)  # scanned for in the server logs later
         return token
 
-    @keyword
+    @keyword("Raw REST Request")
     def raw_rest_request(
         self,
         caller: str,
@@ -105,7 +105,7 @@ class RestInputKeywords:
             "fresh_id": fresh,
         }
 
-    @keyword
+    @keyword("REST Error Should Be")
     def rest_error_should_be(self, reply: dict[str, Any], status: int, code: str) -> None:
         """``reply`` (from `Raw REST Request`) is HTTP ``status`` with a JSON body of exactly
         ``{code, message, retryable}``: ``code`` as given, a non-empty message, ``retryable``
