@@ -71,6 +71,7 @@ class Options:
     """Hold mode: once the nodes report every device connected (or ``connect_timeout_s`` ran
     out), hold ``hold_s`` more and stop the master (SIGTERM: it still gathers and checks)."""
     connect_timeout_s: float = 900.0
+    send_after_all_online: bool = False
 
     def plan(self, ws_urls: list[str]) -> RunPlan:
         return RunPlan(
@@ -84,6 +85,7 @@ class Options:
             ws_urls=tuple(ws_urls),
             source_addresses=tuple(a for a in self.source_addresses.split(",") if a),
             connect_in_flight=self.connect_in_flight,
+            send_after_all_online=self.send_after_all_online,
         )
 
 
@@ -143,6 +145,7 @@ def start_locust(
         *("--ccs-connect-in-flight", str(plan.connect_in_flight)),
         *("--ccs-database-url", database_url, "--ccs-drain", str(opts.drain_s)),
         *("--ccs-results", str(opts.results)),
+        *(["--ccs-send-after-all-online"] if plan.send_after_all_online else []),
     ]
     logs = [opts.logs / "master.log"]
     with logs[0].open("wb") as out:

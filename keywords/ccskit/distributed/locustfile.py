@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust.runners
 from locust import User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -38,7 +39,14 @@ from ccskit.load import raise_fd_limit
 
 log = logging.getLogger("ccs.distributed")
 
-CONNECT_TIMEOUT_S = 120.0
+CONNECT_TIMEOUT_S = 600.0
+
+# Locust declares a worker missing after 3 s without a heartbeat (and a worker gives up on a
+# master silent for 60 s). Tens of thousands of handshakes on a machine whose cores the server
+# and PostgreSQL share can starve a process for longer than that; a worker declared missing
+# stops the whole test. Allow a minute, and five for the master.
+locust.runners.HEARTBEAT_LIVENESS = 60
+locust.runners.MASTER_HEARTBEAT_TIMEOUT = 300
 
 _master: MasterState | None = None
 _worker: WorkerState | None = None
@@ -57,6 +65,9 @@ def _options(parser: Any, **_: Any) -> None:
     group.add_argument("--ccs-source-addresses", default="", help="client bind addresses")
     group.add_argument("--ccs-connect-in-flight", type=int, default=200)
     group.add_argument("--ccs-prefix", default="", help="id prefix of users/devices/rooms")
+    group.add_argument(
+        "--ccs-send-after-all-online", action="store_true", help="connect everyone, then send"
+    )
     group.add_argument("--ccs-database-url", default="", help="default: DATABASE_URL")
     group.add_argument("--ccs-drain", type=float, default=30.0, help="s to wait for acks")
     group.add_argument(
@@ -133,6 +144,10 @@ class DeviceUser(User):
     def send(self) -> None:
         """Send one message into the device's room, due at the grid time (never waits for acks)."""
         if self.slot is None or not self.slot.sends or _worker is None or _worker.fleet is None:
+            return
+        if not _worker.may_send():
+            gevent.sleep(0.5)  # every device first: the master says go
+            self.next_due = time.time() + random.uniform(0, min(self.interval, 60.0))
             return
         # open loop on a fixed grid: each send is due one interval after the previous one was
         # due, whether or not acks came back, so a slow server shows as latency, not fewer sends

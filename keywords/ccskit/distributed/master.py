@@ -31,6 +31,7 @@ from .stats import snapshot
 log = logging.getLogger("ccs.distributed")
 
 PROVISION_TIMEOUT_S = 600.0
+GO_ANYWAY_S = 900.0
 
 
 class MasterState:
@@ -59,6 +60,8 @@ class MasterState:
         self.collected = Collected()
         self.started = 0.0
         self.outcome: dict[str, Any] | None = None
+        self.done: dict[str, int] = {}
+        self.go_at = 0.0
 
     # ----- before the test ---------------------------------------------------------------------
     def prepare(self, workers: int) -> int:
@@ -98,6 +101,7 @@ class MasterState:
         assert self.fleet is not None
         self.workers = len(clients)
         self.quiesced, self.collected, self.outcome = {}, Collected(), None
+        self.done, self.go_at = {}, 0.0
         self.started = time.time()
         for share, client in zip(deal(self.plan, self.fleet, len(clients)), clients, strict=True):
             runner.send_message("ccs:share", share.as_dict(), client.id)
@@ -157,6 +161,7 @@ class MasterState:
             "plan": self.plan.as_dict(),
             "workers": self.workers,
             "started": self.started,
+            "sending_started": self.go_at or self.started,
             "ended": time.time(),
             "check": {**result.as_dict(), "summary": result.summary(), "text": result.describe()},
             "totals": {**totals, "expected_deliveries": expected_deliveries},
@@ -167,7 +172,20 @@ class MasterState:
             "per_worker": {str(k): w.summary for k, w in sorted(self.collected.workers.items())},
         }
 
+    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        """Say go once every device is done connecting (plans that wait for that), or once
+        ``GO_ANYWAY_S`` passed since the start."""
+        if not self.plan.send_after_all_online or self.go_at or self.fleet is None:
+            return
+        self.done[client_id] = int(data.get("ccs_done", 0))
+        done, total = sum(self.done.values()), len(self.fleet.devices)
+        if done >= total or (self.started and time.time() - self.started > GO_ANYWAY_S):
+            self.go_at = time.time()
+            log.info("%d of %d devices done connecting: sending starts", done, total)
+            self.environment.runner.send_message("ccs:go", {"t": self.go_at})
+
     def register(self, runner: Any) -> None:
+        self.environment.events.worker_report.add_listener(self.on_worker_report)
         runner.register_message("ccs:quiesced", self.on_quiesced)
         runner.register_message("ccs:records", self.on_records)
 
@@ -205,4 +223,5 @@ def plan_from_options(options: Any, host: str) -> RunPlan:
         ws_urls=tuple(ws_urls),
         source_addresses=tuple(a for a in (options.ccs_source_addresses or "").split(",") if a),
         connect_in_flight=options.ccs_connect_in_flight,
+        send_after_all_online=options.ccs_send_after_all_online,
     )

@@ -40,6 +40,9 @@ class RunPlan:
     connect_in_flight: int = 200
     """Handshakes in flight per worker (Locust's spawn rate paces the users on top of this)."""
     body_pad: int = 16
+    send_after_all_online: bool = False
+    """Hold back every send until every device has connected (or failed for good), so a big
+    connect phase and the message load do not compete; the master then says go."""
 
     def as_dict(self) -> dict[str, Any]:
         """Msgpack-friendly form (Locust's custom messages carry msgpack)."""

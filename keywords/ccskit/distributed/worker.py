@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import Any
 
 from .bridge import Bridge
@@ -40,6 +41,7 @@ class WorkerState:
         self.fleet: WorkerFleet | None = None
         self.share: Share | None = None
         self._claims = itertools.count()
+        self.go_at = 0.0  # when the master said go (plans that send only once all are online)
 
     @property
     def index(self) -> int:
@@ -98,7 +100,22 @@ class WorkerState:
             part["worker"] = worker
             self.environment.runner.send_message("ccs:records", part)
 
+    def may_send(self) -> bool:
+        """Whether sends may start (always, unless the plan waits for every device)."""
+        plan = self.share.plan if self.share else None
+        return plan is not None and (not plan.send_after_all_online or self.go_at > 0)
+
+    def on_go(self, environment: Any, msg: Any, **_: Any) -> None:
+        self.go_at = time.time()
+        log.info("worker: every device is online, sending starts")
+
+    def on_report(self, client_id: str, data: dict[str, Any]) -> None:
+        # devices done connecting (welcomed or failed for good): the master's cue to say go
+        data["ccs_done"] = len(self.fleet.outcomes) if self.fleet is not None else 0
+
     def register(self, runner: Any) -> None:
+        runner.register_message("ccs:go", self.on_go)
+        self.environment.events.report_to_master.add_listener(self.on_report)
         runner.register_message("ccs:share", self.on_share)
         runner.register_message("ccs:quiesce", self.on_quiesce, concurrent=True)
         runner.register_message("ccs:collect", self.on_collect, concurrent=True)
