@@ -138,6 +138,8 @@ def test_a_malformed_resume_fails_closed(bad: object) -> None:
     ("token", "code", "close"),
     [
         ("expired", "token_expired", 4003),
+        ("just-expired", "token_expired", 4003),
+        ("valid-in-5s", "auth_failed", 4501),
         ("not-yet-valid", "auth_failed", 4501),
         ("bad-signature", "auth_failed", 4501),
         ("other-users-device", "auth_failed", 4501),

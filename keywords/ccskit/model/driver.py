@@ -112,12 +112,16 @@ class Driver:
 
     # ----- tokens ------------------------------------------------------------------------------
     def token(self, device_id: str, kind: str, other_device: str = "") -> str:
-        """A token of ``kind``: valid, expired, not-yet-valid, bad-signature, other-users-device."""
+        """A token of ``kind``: valid, expired, just-expired (a second ago), not-yet-valid,
+        valid-in-5s (``nbf`` five seconds ahead), expires-in-2s, bad-signature,
+        other-users-device. The protocol allows no clock leeway (§2-e)."""
         user_id = self.user_of[device_id]
-        if kind == "expired":
-            return mint_token(user_id, device_id, ttl_s=-120)
-        if kind == "not-yet-valid":
-            return mint_token(user_id, device_id, nbf=int(time.time()) + 600)
+        now = int(time.time())
+        if kind in ("expired", "just-expired", "expires-in-2s"):
+            ttl = {"expired": -120, "just-expired": -1, "expires-in-2s": 2}[kind]
+            return mint_token(user_id, device_id, ttl_s=ttl)
+        if kind in ("not-yet-valid", "valid-in-5s"):
+            return mint_token(user_id, device_id, nbf=now + (600 if kind == "not-yet-valid" else 5))
         if kind == "bad-signature":
             head, body, _ = mint_token(user_id, device_id).split(".")
             return f"{head}.{body}.{jwt.utils.base64url_encode(b'x' * 32).decode()}"
@@ -144,6 +148,14 @@ class Driver:
             return Reply(errors[-1] if errors else None, client.close_code)
         self.clients[device_id] = client
         return Reply(reply, ref=str(reply.get("ref")))
+
+    def wait_closed(self, device_id: str, timeout_s: float) -> Reply:
+        """Wait for the server to close ``device_id``; the last error frame and the close code."""
+        client = self.clients[device_id]
+        self._run(_wait_closed(client, timeout_s), timeout_s)
+        start = client.connection_start
+        errors = [f.data for f in client.frames[start:] if f.type == "error" and f.data]
+        return Reply(errors[-1] if errors else None, client.close_code)
 
     def disconnect(self, device_id: str, abrupt: bool) -> None:
         client = self.clients[device_id]

@@ -37,7 +37,15 @@ USERS = {
 }
 DEVICES = [d for devices in USERS.values() for d in devices]
 CONVERSATIONS = {"c0": ["u0", "u1"], "c1": ["u0", "u1", "u2"]}
-TOKEN_KINDS = ["valid"] * 6 + ["expired", "not-yet-valid", "bad-signature", "other-users-device"]
+TOKEN_KINDS = ["valid"] * 6 + [
+    "expired",
+    "just-expired",
+    "not-yet-valid",
+    "valid-in-5s",
+    "bad-signature",
+    "other-users-device",
+    "expires-in-2s",
+]
 SPECIAL_TEXTS = [
     "'; DROP TABLE messages;--",
     "<script>x</script>",
@@ -193,6 +201,9 @@ class ModelWalk(RuleBasedStateMachine):
         name = pick(data, self.offline(), DEVICES, "device")
         device_id = self.ids(name)
         token_kind = data.draw(st.sampled_from(TOKEN_KINDS), label="token")
+        if token_kind == "expires-in-2s":
+            self.token_runs_out(name)  # costs two seconds: one token kind among many
+            return
         resume = self._draw_resume(data, device_id) if token_kind == "valid" else None
         other = self.ids("u1-d0" if name.startswith("u0") else "u0-d0")
         marks = self.driver.mark()
@@ -252,6 +263,40 @@ class ModelWalk(RuleBasedStateMachine):
             "behind": max(0, head - data.draw(st.integers(1, 3), label="behind by")),
         }[mode]
         return {conv.conversation_id: seq}
+
+    def token_runs_out(self, name: str) -> None:
+        """A device connects with a token valid for two more seconds: welcome, then
+        ``token_expired`` (``ref: null``) and close 4003 when it runs out (§3.4-b)."""
+        device_id = self.ids(name)
+        marks = self.driver.mark()
+        expect = self.model.connect(device_id, "valid", None)
+        reply = self.driver.connect(device_id, self.driver.token(device_id, "expires-in-2s"), None)
+        problems = check_reply(f"{name} connects with a token expiring in 2 s", expect, reply)
+        if expect.ok and not problems:
+            closed = self.driver.wait_closed(device_id, 6.0 * ENV.scale)
+            expiry = error_expect("token_expired", 4003)
+            problems += check_reply(
+                f"the session of {name} when its token runs out",
+                expiry,
+                Reply(closed.frame, closed.close, None),
+            )
+            if closed.frame is not None and closed.frame.get("ref") is not None:
+                problems.append(
+                    f"token_expired of {name} carries ref "
+                    f"{closed.frame.get('ref')!r}, expected null (§3.4-b)"
+                )
+            events = expect.presence + self.model.disconnect(device_id)
+        else:
+            events = expect.presence
+        step = Step(
+            "token_runs_out",
+            f"{name} connects with a token that expires 2 s later "
+            "and stays connected until it does",
+            kind="short-token",
+            device=name,
+            expect=expect,
+        )
+        self.finish(step, problems, events, marks)
 
     @precondition(lambda self: bool(self.connected()))
     @rule(data=st.data(), abrupt=st.booleans())
@@ -669,6 +714,10 @@ class ModelWalk(RuleBasedStateMachine):
         problems = [] if status == want else [f"{english}: HTTP {status}, expected {want}"]
         step = Step("change_membership", english, kind=kind, user=user, conv=conv_name)
         self.finish(step, problems, [], marks)
+
+
+def error_expect(code: str, close: int | None = None) -> Expect:
+    return Expect(codes=(code,), close=close)
 
 
 def pick(data: st.DataObject, choices: list[Any], universe: list[Any], label: str) -> Any:

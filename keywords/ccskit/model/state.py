@@ -254,10 +254,11 @@ class Model:
 
     # ----- connecting --------------------------------------------------------------------------
     def connect(self, device_id: str, token: str, resume: dict[str, Any] | None) -> Expect:
-        """``hello`` with a token of kind ``token`` (``valid``, ``expired``, ``not-yet-valid``,
-        ``bad-signature``, ``other-users-device``) and an optional ``resume`` map."""
+        """``hello`` with a token of kind ``token`` (``valid``, ``expired``, ``just-expired``,
+        ``not-yet-valid``, ``valid-in-5s``, ``bad-signature``, ``other-users-device``) and an
+        optional ``resume`` map."""
         device = self.devices[device_id]
-        if token == "expired":
+        if token in ("expired", "just-expired"):
             return error("token_expired", close=4003)
         if token != "valid":
             return error("auth_failed", close=4501)

@@ -238,6 +238,18 @@ class Walk:
         lines = [f"${{reply}}{SEP}Connect Device{SEP}{device}{resume}"]
         return lines + self._assert_reply(expect)
 
+    def _robot_short_token(self, step: Step, d: dict[str, Any]) -> list[str]:
+        device = d["device"]
+        return [
+            f"${{token}}{SEP}Model Token{SEP}{device}{SEP}expires-in-2s",
+            f"Connect Device{SEP}{device}{SEP}token=${{token}}",
+            f"${{error}}{SEP}Wait For Frame{SEP}{device}{SEP}error{SEP}timeout=6s{SEP}"
+            "code=token_expired",
+            f"Should Be Equal{SEP}${{error}}[ref]{SEP}${{None}}",
+            f"${{how}}{SEP}Device Close Code{SEP}{device}",
+            f"Should Start With{SEP}${{how}}{SEP}4003",
+        ]
+
     def _robot_close(self, step: Step, d: dict[str, Any]) -> list[str]:
         return [f"Disconnect Device{SEP}{d['device']}"]
 
