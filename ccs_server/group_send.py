@@ -149,8 +149,8 @@ class GroupSender:
 
         A batch that touched a conversation being written would wait inside PostgreSQL on that
         conversation's row lock until the other transaction's COMMIT, holding its connection
-        and the locks it already took (a convoy of batches, each a little larger than the
-        last). Left queued instead, those items go together into the next batch of the writer
+        and the locks it already took, so batches queue behind each other inside the database.
+        Left queued here instead, those items go together into the next batch of the writer
         that frees the conversation. What is left keeps its order and a conversation's items
         are taken from its oldest on, so one conversation's sends still go in arrival order.
         """
