@@ -100,8 +100,9 @@ class ServerKeywords:
     # ----- several nodes (Phase 3) -------------------------------------------------------------
     @keyword
     def start_reference_node(self, name: str, timeout: timedelta = THIRTY_S, **env: str) -> str:
-        """Starts reference server node ``name`` (``CCS_NODE_ID``) with extra ``env``;
-        returns its base URL. Several nodes may share one ``DATABASE_URL`` (and ``REDIS_URL``).
+        """Starts reference server node ``name`` (``CCS_NODE_ID`` unless ``env`` names one) with
+        extra ``env``; returns its base URL. Several nodes may share one ``DATABASE_URL`` (and
+        ``REDIS_URL``).
 
         The package comes from ``CCS_SERVER_PATH`` when set (a modified copy), else from this
         repository. A node started before under the same name restarts on its old port, so
@@ -112,7 +113,9 @@ class ServerKeywords:
         old = self.ctx.nodes.started.get(name)
         if old is not None and old.proc is not None and old.proc.poll() is None:
             raise AssertionError(f"node '{name}' already runs at {old.base_url}")
-        merged = {**(old.env if old else {}), **env, "CCS_NODE_ID": name}
+        # An explicit CCS_NODE_ID wins over the name: a node on the shared database needs an id
+        # no concurrent run uses, or the runs reap each other's devices as a dead node's.
+        merged = {**(old.env if old else {}), "CCS_NODE_ID": name, **env}
         process = ServerProcess(env=merged, cwd=server_checkout(), port=old.port if old else 0)
         base_url = process.start(self.ctx.scaled(timeout))
         self.ctx.nodes.started[name] = process
