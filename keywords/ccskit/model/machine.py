@@ -252,7 +252,7 @@ class ModelWalk(RuleBasedStateMachine):
         if mode == "replay-edge":
             limit = ENV.limits.replay_limit
             if limit is None:
-                ENV.unsupported["resume at the replay limit"] = "replay limit of the target unknown"
+                ENV.unsupported.setdefault("resume at the replay limit", "replay limit unknown")
                 return None
             gap = data.draw(st.sampled_from([limit - 1, limit, limit + 1]), label="missed")
             return {conv.conversation_id: max(0, head - gap)}
@@ -387,6 +387,11 @@ class ModelWalk(RuleBasedStateMachine):
             return self.next_key(name), None if text is None else {"text": text}
         return self.next_key(name), body
 
+    def rest_call(self, name: str, method: str, path: str, body: Any) -> Reply:
+        """A REST request with the device's token, answered in the shape of a WebSocket reply."""
+        token = self.driver.token(self.ids(name), "valid")
+        return rest_as_reply(self.driver.rest(method, path, token, body), {200: False})
+
     def _rest_send(self, name: str, conv: str, cmid: str, body: Any) -> Reply:
         token = self.driver.token(self.ids(name), "valid")
         reply = self.driver.rest(
@@ -447,17 +452,35 @@ class ModelWalk(RuleBasedStateMachine):
         }
         if not delete:
             frame["body"] = body
-        reply = self.driver.command(device_id, dict(frame))
+        over_rest = data.draw(st.sampled_from([False, False, False, True]), label="over REST")
         verb = "deletes" if delete else "edits"
-        step = Step(
-            "edit_or_delete",
-            f"{name} {verb} message {seq} of {conv_name} expecting version {version}",
-            kind="command",
-            device=name,
-            frame=frame,
-            conv=conv_name,
-            expect=expect,
-        )
+        english = f"{name} {verb} message {seq} of {conv_name} expecting version {version}"
+        if over_rest:
+            rest_body: dict[str, Any] = {"expected_version": version}
+            rest_body.update({"deleted": True} if delete else {"body": body})
+            path = f"/v1/conversations/{conv.conversation_id}/messages/{seq}"
+            reply = self.rest_call(name, "PATCH", path, rest_body)
+            step = Step(
+                "edit_or_delete",
+                english + " through the REST API",
+                kind="rest",
+                device=name,
+                method="PATCH",
+                path=path,
+                body=rest_body,
+                expect=expect,
+            )
+        else:
+            reply = self.driver.command(device_id, dict(frame))
+            step = Step(
+                "edit_or_delete",
+                english,
+                kind="command",
+                device=name,
+                frame=frame,
+                conv=conv_name,
+                expect=expect,
+            )
         self.finish(step, check_reply(step.english, expect, reply), [], marks)
 
     def insert_row(self, data: st.DataObject) -> None:
@@ -589,11 +612,28 @@ class ModelWalk(RuleBasedStateMachine):
                 frame[key] = value
         marks = self.driver.mark()
         expect = self.model.history(device_id, self.ids(conv_name), after, before, limit)
-        reply = self.driver.command(device_id, dict(frame))
         shown = {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}
+        english = f"{name} asks for the history of {conv_name} {shown or ''}"
+        if data.draw(st.sampled_from([False, False, False, True]), label="over REST"):
+            query = "&".join(f"{k}={v}" for k, v in shown.items())
+            path = f"/v1/conversations/{self.ids(conv_name)}/messages" + (f"?{query}" * bool(query))
+            reply = self.rest_call(name, "GET", path, None)
+            step = Step(
+                "history",
+                english + " through the REST API",
+                kind="rest",
+                device=name,
+                method="GET",
+                path=path,
+                body=None,
+                expect=expect,
+            )
+            self.finish(step, check_reply(step.english, expect, reply), [], marks)
+            return
+        reply = self.driver.command(device_id, dict(frame))
         step = Step(
             "history",
-            f"{name} asks for the history of {conv_name} {shown or ''}",
+            english,
             kind="command",
             device=name,
             frame=frame,
