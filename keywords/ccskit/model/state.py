@@ -281,7 +281,7 @@ class Model:
         expect = Expect({"user_id": device.user_id, "device_id": device.device_id})
         expect.checks.append(
             (
-                "welcome.conversations as the model predicts",
+                f"welcome.conversations to hold {json.dumps(conversations, sort_keys=True)}",
                 lambda reply: _conversations_match(reply.get("conversations"), conversations),
             )
         )
