@@ -274,6 +274,14 @@ class Client:
             await self.kit.close(1000, "", t(5))
 
 
+async def alice_and_bob(server: ServerProcess, api: Api) -> tuple[str, Client, Client]:
+    """Two users in one conversation, one connected device each: ``(conv, alice's, bob's)``."""
+    alice, (a1,) = await api.user("alice")
+    bob, (b1,) = await api.user("bob")
+    conv = await api.conversation(alice, bob)
+    return conv, await Client.open(server, alice, a1), await Client.open(server, bob, b1)
+
+
 async def create_database(name: str) -> str:
     conn = await asyncpg.connect(ADMIN_DSN)
     try:

@@ -11,17 +11,13 @@ import websockets
 
 from ccs_server.auth import mint_token
 
-from .support import SECRET, Api, Client, ServerProcess, t
+from .support import SECRET, Api, Client, ServerProcess, alice_and_bob, t
 
 
 async def test_malformed_frames_get_errors_and_nothing_breaks(
     server: ServerProcess, api: Api
 ) -> None:
-    alice, (a1,) = await api.user("alice")
-    bob, (b1,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    bad = await Client.open(server, alice, a1)
-    bystander = await Client.open(server, bob, b1)
+    conv, bad, bystander = await alice_and_bob(server, api)
     cases = [
         ("not json", "invalid_json"),
         ('{"type": "send"', "invalid_json"),

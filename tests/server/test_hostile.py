@@ -10,7 +10,7 @@ import time
 import asyncpg
 from ccskit.rawws import OP_CLOSE, OP_TEXT, RawWebSocket, encode_frame
 
-from .support import Api, Client, ServerProcess, t
+from .support import Api, Client, ServerProcess, alice_and_bob, t
 
 EXACT_BODIES = [
     {"text": "before\u0000after", "only": "\u0000"},
@@ -91,12 +91,8 @@ async def test_an_unencodable_ref_does_not_stall_the_connection(
 async def test_bodies_are_stored_and_returned_byte_identical(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
-    """Before: NUL in a body was refused (``jsonb`` cannot hold it); now the exact text is kept."""
-    alice, (a1,) = await api.user("alice")
-    bob, (b1,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    sender = await Client.open(server, alice, a1)
-    reader = await Client.open(server, bob, b1)
+    """Bodies ``jsonb`` cannot hold (a NUL, say) are kept and returned as the exact text sent."""
+    conv, sender, reader = await alice_and_bob(server, api)
     for n, body in enumerate(EXACT_BODIES, 1):
         ack = await sender.send_msg(conv, body, f"exact-{n}")
         assert ack["type"] == "ack", ack

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from .support import Api, Client, ServerProcess
+from .support import Api, Client, ServerProcess, alice_and_bob
 
 
 async def test_two_concurrent_edits_one_wins_one_conflicts(
@@ -59,10 +59,7 @@ async def test_two_concurrent_edits_one_wins_one_conflicts(
 async def test_delete_is_a_tombstone_that_reaches_every_device(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
-    alice, (a1,) = await api.user("alice")
-    bob, (b1,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    a, b = await Client.open(server, alice, a1), await Client.open(server, bob, b1)
+    conv, a, b = await alice_and_bob(server, api)
     await a.send_msg(conv, {"secret": 1})
     await b.wait_messages(conv, 1)
     stale = await a.request(

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from .support import Api, Client, ServerProcess
+from .support import Api, Client, ServerProcess, alice_and_bob
 
 
 async def test_ack_is_sent_only_after_commit(
@@ -52,11 +52,7 @@ async def test_retry_returns_original_and_fans_out_nothing(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
     """Same key: same id/seq, duplicate=true, no new message frame; different body: rejected."""
-    alice, (a1,) = await api.user("alice")
-    bob, (b1,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    sender = await Client.open(server, alice, a1)
-    peer = await Client.open(server, bob, b1)
+    conv, sender, peer = await alice_and_bob(server, api)
     first = await sender.send_msg(conv, {"text": "once"}, cmid="key-1")
     again = await sender.send_msg(conv, {"text": "once"}, cmid="key-1")
     assert first["duplicate"] is False and again["duplicate"] is True

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import asyncpg
 
-from .support import Api, Client, ServerProcess
+from .support import Api, Client, ServerProcess, alice_and_bob
 
 
 async def test_offline_device_gets_backlog_in_order_before_live(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
-    alice, (a1,) = await api.user("alice")
-    bob, (b1,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    sender = await Client.open(server, alice, a1)
-    reader = await Client.open(server, bob, b1)
+    conv, sender, reader = await alice_and_bob(server, api)
     for i in range(3):
         await sender.send_msg(conv, i)
     await reader.wait_messages(conv, 3)
@@ -25,7 +21,7 @@ async def test_offline_device_gets_backlog_in_order_before_live(
     await reader.close()
     for i in range(3, 40):  # sent while bob is offline
         await sender.send_msg(conv, i)
-    back = await Client.open(server, bob, b1)
+    back = await Client.open(server, reader.user, reader.device)
     info = back.welcome["conversations"][conv]
     assert info == {"head_seq": 40, "from_seq": 3, "recovered": True}
     live = await sender.send_msg(conv, "live")
