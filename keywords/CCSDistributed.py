@@ -64,6 +64,7 @@ class CCSDistributed:
         spawn_rate: float = 0.0,
         receipt_every: timedelta = timedelta(seconds=5),
         output: str = "",
+        connect_first: bool = True,
     ) -> int:
         """Starts a Locust master and ``workers`` workers against ``server``; returns the devices.
 
@@ -71,7 +72,9 @@ class CCSDistributed:
         of ``members`` devices (one user each) plus ``idle`` devices that only hold a connection;
         every room gets ``rate`` messages per second in all, for ``duration``. ``spawn_rate``
         devices per second connect (default: all at once). Logs and the results file go to
-        ``output`` (default ``results/distributed``). Does not wait: see
+        ``output`` (default ``results/distributed``). With ``connect_first`` no device sends
+        until every device is online (the master says go), so delivery latency is measured on
+        a steady fleet, not during its connect burst. Does not wait: see
         `Wait For Distributed Load To Finish`.
         """
         if self._procs is not None:
@@ -92,6 +95,7 @@ class CCSDistributed:
             receipt_every_s=receipt_every.total_seconds(),
             results=folder / "results.json",
             logs=folder,
+            send_after_all_online=connect_first,
         )
         plan = opts.plan([ws_url_for(url)])
         opts.results.unlink(missing_ok=True)

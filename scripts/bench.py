@@ -519,7 +519,15 @@ async def main(args: argparse.Namespace) -> int:
     out = summarise(bench, raw, swept, rss_per_connection(bench.rows))
     out.update(extra)
     if args.live_connections:
-        out.update(await live_step(live_options(args.live_connections, args.admin_dsn)))
+        out.update(
+            await live_step(
+                live_options(
+                    args.live_connections,
+                    args.admin_dsn,
+                    connect_timeout_s=args.live_connect_timeout,
+                )
+            )
+        )
         out["max_live_connections"] = max(out["max_live_connections"], out["live_connections_max"])
     out["sweep"]["context"]["wall_s"] = round(time.perf_counter() - started, 1)
     out["sweep"]["context"]["latency_verdict"] = latency_verdict(out)
@@ -542,7 +550,15 @@ async def only_distributed(args: argparse.Namespace) -> int:
                 )
             )
     if args.live_connections:
-        out.update(await live_step(live_options(args.live_connections, args.admin_dsn)))
+        out.update(
+            await live_step(
+                live_options(
+                    args.live_connections,
+                    args.admin_dsn,
+                    connect_timeout_s=args.live_connect_timeout,
+                )
+            )
+        )
         out["max_live_connections"] = max(
             out.get("max_live_connections") or 0, out["live_connections_max"]
         )
@@ -615,6 +631,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="also hold this many devices on 6 nodes and 6 Locust workers for 60 s (heavy)",
+    )
+    p.add_argument(
+        "--live-connect-timeout",
+        type=float,
+        default=900.0,
+        help="s the hold waits for every device before it holds what it has",
     )
     p.add_argument(
         "--only-distributed",

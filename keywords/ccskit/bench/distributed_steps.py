@@ -61,7 +61,7 @@ def live_options(
     rate_msgs_per_s: float = 1000.0,
     hold_s: float = 60.0,
     sources: int = 8,
-    room_devices: int = 20_000,
+    room_devices: int = 10_000,
     connect_timeout_s: float = 900.0,
 ) -> launch.Options:
     """A hold run of ``devices``: rooms of 10 for ``room_devices`` of them carrying
