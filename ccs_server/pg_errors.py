@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 
 from .errors import WireError
+from .pg_deadline import BoundedPool
 
 # Errors that mean "the database is not reachable right now" (or did not answer in time).
 UNREACHABLE = (
@@ -54,3 +56,17 @@ def fixture_errors() -> Iterator[None]:
         raise WireError("conflict", "already exists") from None
     except asyncpg.ForeignKeyViolationError:
         raise WireError("not_found", "a referenced user or conversation does not exist") from None
+
+
+class MappedReads:
+    """Reads on ``self.pool`` whose connection-level failures answer ``unavailable``."""
+
+    pool: BoundedPool
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        with db_errors():
+            return await self.pool.fetchrow(sql, *args)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        with db_errors():
+            return await self.pool.fetch(sql, *args)

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import asyncpg
 
 from .pg_deadline import BoundedPool
-from .pg_errors import db_errors
+from .pg_errors import MappedReads, db_errors
 from .ports import Row
 
 
-class PgPresence:
+class PgPresence(MappedReads):
     """Per-device presence rows; every call bounded by the pool's deadline."""
 
     def __init__(self, pool: BoundedPool) -> None:
         self.pool = pool
-
-    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        with db_errors():
-            return await self.pool.fetchrow(sql, *args)
-
-    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        with db_errors():
-            return await self.pool.fetch(sql, *args)
 
     async def set_online(self, user: str, device: str, status: str, node: str) -> bool:
         """Store the device as ``status`` on ``node``; True if its stored status changed."""

@@ -11,7 +11,7 @@ import asyncpg
 
 from .group_send import GroupSender, SendArgs
 from .pg_deadline import BoundedPool
-from .pg_errors import db_errors
+from .pg_errors import MappedReads
 from .pg_pool import open_pool
 from .pg_write import TxState, write
 from .ports import ConvState, Row, WriteResult
@@ -27,7 +27,7 @@ GROUP_WRITERS = 4  # group-commit statements in flight at once (see group_send.p
 GROUP_MAX = 256  # sends per statement: bounds one transaction's locks and result size
 
 
-class PgStore:
+class PgStore(MappedReads):
     """``MessageStore`` on the node's pool.
 
     Every call is bounded by the pool's deadline as a whole (acquire + query + release, see
@@ -59,14 +59,6 @@ class PgStore:
     def writing(self, convs: Iterable[str]) -> list[asyncio.Future[None]]:
         """Completion of the send batches in flight that touch any of ``convs``."""
         return self.group.writing(convs)
-
-    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        with db_errors():
-            return await self.pool.fetchrow(sql, *args)
-
-    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        with db_errors():
-            return await self.pool.fetch(sql, *args)
 
     # ---- messages -------------------------------------------------------------------------
     async def send(
