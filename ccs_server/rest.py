@@ -112,9 +112,7 @@ async def create_user(request: web.Request) -> web.Response:
     _admin(request)
     data = await _body(request)
     user = v.ident(data, "user_id")
-    name = data.get("display_name")
-    if name is not None and not isinstance(name, str):
-        raise bad_request("display_name must be a string")
+    name = v.optional_text(data, "display_name")
     await _node(request).fixtures.create_user(user, name)
     return _json({"user_id": user}, 201)
 
@@ -126,9 +124,7 @@ async def create_device(request: web.Request) -> web.Response:
     user = _path_id(request, "user_id")
     data = await _body(request)
     device = v.ident(data, "device_id")
-    name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise bad_request("name must be a string")
+    name = v.optional_text(data, "name")
     await _node(request).fixtures.create_device(user, device, name)
     return _json({"device_id": device, "user_id": user}, 201)
 
@@ -139,10 +135,8 @@ async def create_conversation(request: web.Request) -> web.Response:
     _admin(request)
     data = await _body(request)
     conv = v.ident(data, "conversation_id")
-    title = data.get("title")
+    title = v.optional_text(data, "title")
     members = data.get("members", [])
-    if title is not None and not isinstance(title, str):
-        raise bad_request("title must be a string")
     if not isinstance(members, list) or len(members) > 1000:
         raise bad_request("members must be a list of user ids")
     for m in members:

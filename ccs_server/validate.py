@@ -19,6 +19,14 @@ def ident(frame: dict[str, Any], name: str) -> str:
     return value
 
 
+def optional_text(frame: dict[str, Any], name: str) -> str | None:
+    """A free-text field that may be absent or null."""
+    value = frame.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"{name} must be a string")
+    return value
+
+
 def seq(frame: dict[str, Any], name: str, minimum: int = 0, required: bool = True) -> int | None:
     """A non-negative 63-bit integer (booleans are not integers here)."""
     value = frame.get(name)

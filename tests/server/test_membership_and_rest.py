@@ -82,3 +82,19 @@ async def test_rest_requires_the_right_token(server: ServerProcess, api: Api) ->
     assert status == 403 and body["code"] == "forbidden"
     status, body = await api.call("POST", "/v1/conversations", {"conversation_id": "bad id!"})
     assert status == 400 and body["code"] == "bad_request"
+
+
+async def test_fixture_names_must_be_strings_or_absent(server: ServerProcess, api: Api) -> None:
+    """A display name, device name or title of another JSON type is refused, and null is not."""
+    user = api.uid("named")
+    cases = [
+        ("/v1/users", {"user_id": user, "display_name": 5}, "display_name"),
+        (f"/v1/users/{user}/devices", {"device_id": f"{user}-d0", "name": []}, "name"),
+        ("/v1/conversations", {"conversation_id": api.uid("conv"), "title": {}}, "title"),
+    ]
+    for path, body, field in cases:
+        status, reply = await api.call("POST", path, body)
+        assert (status, reply["code"]) == (400, "bad_request"), (path, status, reply)
+        assert f"{field} must be a string" in reply["message"], (path, reply)
+        status, reply = await api.call("POST", path, {**body, field: None})
+        assert status == 201, (path, status, reply)
