@@ -83,8 +83,10 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
             return _http_error(status, err.code, err.message)
         if node.hub.connections_of(identity.user_id) >= s.max_connections_per_user:
             return _http_error(429, "rate_limited", "too many connections for this user")
+    # aiohttp refuses a message whose size *equals* max_msg_size; §7-c refuses only larger ones
+    # (the guard already refuses a frame over max_frame_bytes from its header).
     ws = GuardedWebSocketResponse(  # refuses unmasked client frames (1002)
-        autoping=False, max_msg_size=s.max_frame_bytes, compress=False, timeout=2.0
+        autoping=False, max_msg_size=s.max_frame_bytes + 1, compress=False, timeout=2.0
     )
     await ws.prepare(request)
     await Connection(node, ws, identity).run()

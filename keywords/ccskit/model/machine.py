@@ -408,6 +408,9 @@ class ModelWalk(RuleBasedStateMachine):
         """A body nested deeper than any JSON parser allows: bad_request naming the frame's ref."""
         name = pick(data, self.connected(), DEVICES, "device")
         conv = data.draw(st.sampled_from(sorted(CONVERSATIONS)), label="conversation")
+        if data.draw(st.sampled_from([False, False, True]), label="oversize frame"):
+            self.oversize_frame(name, conv, data.draw(st.sampled_from([0, 1]), label="over by"))
+            return
         depth = 3000
         ref = f"deep{self.counter}"
         cmid = self.next_key(name)
@@ -428,6 +431,45 @@ class ModelWalk(RuleBasedStateMachine):
             expect=expect,
         )
         self.finish(step, check_reply(step.english, expect, reply), [], marks)
+
+    def oversize_frame(self, name: str, conv: str, over: int) -> None:
+        """A frame of exactly ``max_frame_bytes`` (refused as too_large: its body is over the
+        body limit) or one byte more: close 1009 (§7-c), the device goes offline."""
+        device_id, limit = self.ids(name), ENV.limits.max_frame_bytes
+        ref = f"big{self.counter}"
+        head = (
+            f'{{"type":"send","ref":"{ref}","conversation_id":"{self.ids(conv)}",'
+            f'"client_msg_id":"{self.next_key(name)}","body":{{"text":"'
+        )
+        text = head + "x" * (limit + over - len(head) - 3) + '"}}'
+        marks = self.driver.mark()
+        reply = self.driver.raw_command(device_id, text, ref)
+        events: list[PresenceEvent] = []
+        if over:
+            expect, closed = Expect(codes=()), self.driver.wait_closed(device_id, 5.0)
+            events = self.model.disconnect(device_id)
+            problems = (
+                []
+                if closed.close == 1009
+                else [
+                    f"{name} sent a frame of {len(text.encode())} bytes (limit {limit}): expected "
+                    f"close 1009, saw {closed.close} and {closed.frame}"
+                ]
+            )
+        else:
+            expect = Expect(codes=("too_large",))
+            problems = check_reply(f"{name} sends a frame of exactly {limit} bytes", expect, reply)
+        step = Step(
+            "oversize_frame",
+            f"{name} sends a frame of {len(text.encode())} bytes to {conv} (frame limit {limit})",
+            kind="big-frame",
+            device=name,
+            conv=conv,
+            size=len(text.encode()),
+            over=over,
+            expect=expect,
+        )
+        self.finish(step, problems, events, marks)
 
     @precondition(lambda self: bool(self.connected()))
     @rule(data=st.data(), delete=st.booleans())

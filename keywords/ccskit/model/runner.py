@@ -109,6 +109,7 @@ def limits_of(base_url: str, own_node: bool) -> tuple[Limits, dict[str, str]]:
             unsupported["connection cap"] = "set CCS_MAX_CONNECTIONS_PER_USER to the target's"
     limits = Limits(
         max_body_bytes=int(announced.get("max_body_bytes", NODE_LIMITS["CCS_MAX_BODY_BYTES"])),
+        max_frame_bytes=int(announced.get("max_frame_bytes", 65536)),
         history_limit_max=int(announced.get("history_limit_max", 100)),
         replay_limit=replay,
         max_connections_per_user=cap,

@@ -46,6 +46,7 @@ class Limits:
     """The documented limits of the server under test (``None``: not known for this target)."""
 
     max_body_bytes: int = 16384
+    max_frame_bytes: int = 65536
     history_limit_max: int = 100
     client_msg_id_max: int = 128
     replay_limit: int | None = None

@@ -261,6 +261,26 @@ class Walk:
             path = path.replace(real, f"${{{_var(self.names[real])}}}")
         return path
 
+    def _robot_big_frame(self, step: Step, d: dict[str, Any]) -> list[str]:
+        # Braces spelled chr(123)/chr(125): Robot would end ${{ }} at a literal "}}".
+        size, conv = d["size"], d["conv"]
+        head = (
+            f'chr(123) + \'"type":"send","ref":"big","conversation_id":"\' + '
+            f'${conv} + \'","client_msg_id":"big-key-{size}","body":\' + chr(123) + '
+            '\'"text":"\''
+        )
+        frame = f"${{{{ ({head}).ljust({size} - 3, 'x') + '\"' + chr(125) * 2 }}}}"
+        if d["over"]:
+            return [
+                f"Send Raw{SEP}{d['device']}{SEP}{frame}",
+                f"${{how}}{SEP}Device Close Code{SEP}{d['device']}",
+                f"Should Start With{SEP}${{how}}{SEP}1009",
+            ]
+        return [
+            f"Send Raw{SEP}{d['device']}{SEP}{frame}",
+            f"Wait For Frame{SEP}{d['device']}{SEP}error{SEP}code=too_large",
+        ]
+
     def _robot_short_token(self, step: Step, d: dict[str, Any]) -> list[str]:
         device = d["device"]
         return [
