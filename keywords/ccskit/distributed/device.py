@@ -113,7 +113,7 @@ class DeviceConnection(LeanConnection):
             if remaining <= 0:
                 break
             try:
-                await self._dial(min(remaining, self.policy.open_timeout_s * 2))
+                await self._dial(min(remaining, self.policy.open_timeout_s * 2), remaining)
                 return Outcome(True, attempt, refusals, errors, time.perf_counter() - t0, last)
             except Refused as exc:
                 refusals, last = refusals + 1, str(exc)
@@ -125,7 +125,10 @@ class DeviceConnection(LeanConnection):
             await asyncio.sleep(self.policy.delay(attempt))
         return Outcome(False, attempt, refusals, errors, time.perf_counter() - t0, last)
 
-    async def _dial(self, timeout_s: float) -> None:
+    async def _dial(self, timeout_s: float, welcome_s: float) -> None:
+        # The upgrade gets ``timeout_s``; the welcome may take up to ``welcome_s``: a server
+        # that queues hellos in a burst answers late, and giving up and dialling again would put
+        # a second hello at the back of the queue behind the first (congestion collapse).
         extra: dict[str, Any] = {}
         if self.source_address:
             extra["local_addr"] = (self.source_address, 0)
@@ -149,7 +152,7 @@ class DeviceConnection(LeanConnection):
         if self.last_seq:
             hello["resume"] = dict(self.last_seq)
         await self.ws.send(json.dumps(hello))
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(max(timeout_s, welcome_s)):
             while True:
                 frame = json.loads(await self.ws.recv())
                 kind = frame.get("type")
