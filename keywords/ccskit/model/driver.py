@@ -197,7 +197,7 @@ class Driver:
         start = len(client.frames)
         self._run(client.send_raw(text))
         frame = self._run(_next_reply(client, start, REPLY_TIMEOUT_S * self.scale))
-        return Reply(frame, None, ref)
+        return Reply(frame, client.close_code, ref)
 
     # ----- REST --------------------------------------------------------------------------------
     def rest(
