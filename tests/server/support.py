@@ -274,6 +274,13 @@ class Client:
             await self.kit.close(1000, "", t(5))
 
 
+async def one_device(server: ServerProcess, api: Api, name: str) -> tuple[str, Client]:
+    """A user alone in a conversation, one device connected: ``(conv, client)``."""
+    user, (device,) = await api.user(name)
+    conv = await api.conversation(user)
+    return conv, await Client.open(server, user, device)
+
+
 async def alice_and_bob(server: ServerProcess, api: Api) -> tuple[str, Client, Client]:
     """Two users in one conversation, one connected device each: ``(conv, alice's, bob's)``."""
     alice, (a1,) = await api.user("alice")

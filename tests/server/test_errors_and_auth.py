@@ -11,7 +11,7 @@ import websockets
 
 from ccs_server.auth import mint_token
 
-from .support import SECRET, Api, Client, ServerProcess, alice_and_bob, t
+from .support import SECRET, Api, Client, ServerProcess, alice_and_bob, one_device, t
 
 
 async def test_malformed_frames_get_errors_and_nothing_breaks(
@@ -119,9 +119,7 @@ async def test_malformed_frames_get_errors_and_nothing_breaks(
 
 
 async def test_history_pages(server: ServerProcess, api: Api) -> None:
-    user, (d1,) = await api.user("hist")
-    conv = await api.conversation(user)
-    client = await Client.open(server, user, d1)
+    conv, client = await one_device(server, api, "hist")
     for i in range(7):
         await client.send_msg(conv, i)
     newest = await client.request({"type": "history", "conversation_id": conv, "limit": 3})
@@ -135,11 +133,13 @@ async def test_history_pages(server: ServerProcess, api: Api) -> None:
     status, body = await api.call(
         "GET",
         f"/v1/conversations/{conv}/messages?after_seq=0&limit=2",
-        token=server.token(user, d1),
+        token=server.token(client.user, client.device),
     )
     assert status == 200 and [m["seq"] for m in body["messages"]] == [1, 2]
     status, body = await api.call(
-        "GET", f"/v1/conversations/{conv}/messages?limit=0", token=server.token(user, d1)
+        "GET",
+        f"/v1/conversations/{conv}/messages?limit=0",
+        token=server.token(client.user, client.device),
     )
     assert status == 400 and body["code"] == "bad_request"
     sub = await client.request({"type": "subscribe", "conversation_id": conv})

@@ -1,5 +1,5 @@
-"""Server hardening found by the hostile-input suite (issue 8): each test names an input that
-crashed, stalled, leaked or was refused before, and fails if that comes back."""
+"""Hostile inputs the server must survive: each test names an input that could crash, stall,
+leak or be wrongly refused, and fails if the server mishandles it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import asyncpg
 from ccskit.rawws import OP_CLOSE, OP_TEXT, RawWebSocket, encode_frame
 
-from .support import Api, Client, ServerProcess, alice_and_bob, t
+from .support import Api, Client, ServerProcess, alice_and_bob, one_device, t
 
 EXACT_BODIES = [
     {"text": "before\u0000after", "only": "\u0000"},
@@ -41,7 +41,7 @@ async def test_unmasked_client_frame_is_closed_with_1002(server: ServerProcess, 
 
 
 async def test_a_whole_oversize_frame_still_gets_its_1009(server: ServerProcess, api: Api) -> None:
-    """Before: the socket closed with unread input, the reset destroyed the close frame."""
+    """An oversized frame gets a 1009 close the client can read (not a reset over unread input)."""
     user, (dev,) = await api.user("oversize")
     for size in (200_000, 1_000_000, 200_000):
         conn = await _raw(server, user, dev)
@@ -53,10 +53,8 @@ async def test_a_whole_oversize_frame_still_gets_its_1009(server: ServerProcess,
 async def test_non_finite_numbers_and_lone_surrogates_are_bad_requests(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
-    """Before: ``internal`` errors from the database driver (nothing stored, wrong code)."""
-    alice, (a1,) = await api.user("alice")
-    conv = await api.conversation(alice)
-    client = await Client.open(server, alice, a1)
+    """NaN, infinities and lone surrogates are the client's fault: ``bad_request``."""
+    conv, client = await one_device(server, api, "alice")
     texts = [
         '{"type":"send","ref":"n1","conversation_id":"%s","client_msg_id":"n1","body":NaN}',
         '{"type":"send","ref":"n2","conversation_id":"%s","client_msg_id":"n2","body":-Infinity}',
@@ -78,7 +76,7 @@ async def test_non_finite_numbers_and_lone_surrogates_are_bad_requests(
 async def test_an_unencodable_ref_does_not_stall_the_connection(
     server: ServerProcess, api: Api
 ) -> None:
-    """Before: the error frame echoed the ref, the writer died, the connection went silent."""
+    """An error for a ref that cannot be encoded is still sent (ref null) and the link lives on."""
     alice, (a1,) = await api.user("alice")
     client = await Client.open(server, alice, a1)
     await client.ws.send('{"type":"ping","ref":"\\ud800"}')
@@ -118,7 +116,7 @@ async def test_bodies_are_stored_and_returned_byte_identical(
 async def test_presence_of_strangers_is_reported_like_unknown_users(
     server: ServerProcess, api: Api
 ) -> None:
-    """Before: any user's online devices and last_seen were returned to anyone."""
+    """A user sharing no conversation sees a stranger as it would an unknown user."""
     alice, (a1,) = await api.user("alice")
     stranger, (s1,) = await api.user("stranger")
     friend, (f1,) = await api.user("friend")
@@ -138,8 +136,8 @@ async def test_presence_of_strangers_is_reported_like_unknown_users(
 async def test_a_backlog_larger_than_the_send_queue_is_replayed_not_closed(
     server_factory: object, api: Api, db: asyncpg.Connection
 ) -> None:
-    """Before: replay pushed 500-row pages at once, so a backlog over CCS_SEND_QUEUE_MAX closed
-    even a fast reader with 4001 right after welcome."""
+    """Replay is paced by the send queue: a backlog over CCS_SEND_QUEUE_MAX reaches a fast reader
+    instead of closing it with 4001 right after welcome."""
     small = await server_factory(CCS_SEND_QUEUE_MAX="40")  # type: ignore[operator]
     alice, (a1,) = await api.user("alice")
     conv = await api.conversation(alice)

@@ -35,7 +35,7 @@ async def _history(client: Client, conv: str, **bounds: Any) -> tuple[list[int],
 async def test_member_added_while_offline_starts_at_the_join_point(
     server: ServerProcess, api: Api
 ) -> None:
-    """Finding: added at head 3 while offline, the device got from_seq 0 and a replay of 1-3."""
+    """Added at head 3 while offline, the device resumes from 3: messages 1-3 are not replayed."""
     alice, (a1,) = await api.user("alice")
     carol, (c1,) = await api.user("carol")
     conv = await api.conversation(alice)
@@ -66,8 +66,8 @@ async def test_member_added_while_offline_starts_at_the_join_point(
 async def test_pre_join_messages_are_not_missed_ones(
     server_factory: ServerFactory, api: Api
 ) -> None:
-    """Finding: more pre-join messages than the replay limit gave recovered: false,
-    too_many_missed: a false "you lost messages"."""
+    """More pre-join messages than the replay limit are not missed ones: no ``recovered: false``,
+    no ``too_many_missed``."""
     small = await server_factory(CCS_REPLAY_LIMIT="2")
     alice, (a1,) = await api.user("alice")
     carol, (c1,) = await api.user("carol")

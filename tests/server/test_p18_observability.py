@@ -8,7 +8,7 @@ import logging
 from ccs_server.auth import mint_token
 from ccs_server.logs import JsonFormatter, redact
 
-from .support import SECRET, Api, Client, ServerProcess
+from .support import SECRET, Api, Client, ServerProcess, one_device
 
 
 async def test_health_metrics_and_openapi(server: ServerProcess, api: Api) -> None:
@@ -17,9 +17,7 @@ async def test_health_metrics_and_openapi(server: ServerProcess, api: Api) -> No
         health = await resp.json()
     assert health["status"] == "ok" and health["database"] == "ok"
     assert health["listener"] == "listening" and health["node_id"] == server.name
-    user, (d1,) = await api.user("obs")
-    conv = await api.conversation(user)
-    client = await Client.open(server, user, d1)
+    conv, client = await one_device(server, api, "obs")
     await client.send_msg(conv, 1)
     async with api.http.get(server.base + "/metrics") as resp:
         text = await resp.text()

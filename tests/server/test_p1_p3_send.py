@@ -9,16 +9,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from .support import Api, Client, ServerProcess, alice_and_bob
+from .support import Api, Client, ServerProcess, alice_and_bob, one_device
 
 
 async def test_ack_is_sent_only_after_commit(
     server: ServerProcess, api: Api, db: asyncpg.Connection, dsn: str
 ) -> None:
     """While the commit is blocked no ack arrives; after the ack the row is stored."""
-    user, (dev,) = await api.user("p1")
-    conv = await api.conversation(user)
-    client = await Client.open(server, user, dev)
+    conv, client = await one_device(server, api, "p1")
     blocker = await asyncpg.connect(dsn)
     tx = blocker.transaction()
     await tx.start()

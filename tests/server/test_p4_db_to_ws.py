@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from .support import Api, Client, ServerProcess
+from .support import Api, Client, ServerProcess, one_device
 
 
 async def _metric(api: Api, name: str) -> float:
@@ -77,9 +77,7 @@ async def test_lost_notification_is_repaired_by_the_sweep(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
     """A row committed without NOTIFY still arrives (sweep), and the gap metric counts it."""
-    user, (d1,) = await api.user("sweep")
-    conv = await api.conversation(user)
-    client = await Client.open(server, user, d1)
+    conv, client = await one_device(server, api, "sweep")
     before = await _metric(api, "ccs_gaps_repaired_total")
     async with db.transaction():
         # the notification of this one insert is lost, as if the bus had dropped it
@@ -88,7 +86,7 @@ async def test_lost_notification_is_repaired_by_the_sweep(
             "INSERT INTO messages (conversation_id, sender_user_id, body)"
             " VALUES ($1, $2, '\"silent\"')",
             conv,
-            user,
+            client.user,
         )
         await db.execute("ALTER TABLE messages ENABLE TRIGGER messages_notify")
     got = await client.wait_messages(conv, 1, within=5)
@@ -129,9 +127,7 @@ async def test_listener_killed_then_reconnects_and_repairs(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
     """pg_terminate_backend of the LISTEN connection: health shows it, nothing is lost."""
-    user, (d1,) = await api.user("lsn")
-    conv = await api.conversation(user)
-    client = await Client.open(server, user, d1)
+    conv, client = await one_device(server, api, "lsn")
     reconnects = await _metric(api, "ccs_listener_reconnects_total")
     killed = await db.fetchval(
         # scoped to our database: other runs of this suite may use the same node names
@@ -145,7 +141,7 @@ async def test_listener_killed_then_reconnects_and_repairs(
             "INSERT INTO messages (conversation_id, sender_user_id, body)"
             " VALUES ($1, $2, $3::jsonb)",
             conv,
-            user,
+            client.user,
             str(i),
         )
     got = await client.wait_messages(conv, 5, within=10)
@@ -161,9 +157,7 @@ async def test_lost_edit_notification_is_repaired(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
     """An edit committed without NOTIFY still reaches the device as message_updated."""
-    user, (d1,) = await api.user("editsweep")
-    conv = await api.conversation(user)
-    client = await Client.open(server, user, d1)
+    conv, client = await one_device(server, api, "editsweep")
     await client.send_msg(conv, "v1")
     await client.wait_messages(conv, 1)
     before = await _metric(api, "ccs_gaps_repaired_total")

@@ -19,7 +19,7 @@ async def _rest(api: Api, user: str, token: str | None = None) -> tuple[int, Any
 
 
 async def test_rest_presence_tells_strangers_nothing(server: ServerProcess, api: Api) -> None:
-    """Finding: a stranger's device token read status, device ids, last seen and node id."""
+    """A stranger's device token reads no status, device ids, last seen or node id."""
     alice, (a1,) = await api.user("alice")
     bob, (b1,) = await api.user("bob")
     eve, (e1,) = await api.user("eve")

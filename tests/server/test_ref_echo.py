@@ -7,7 +7,7 @@ import json
 
 from ccs_server.limits import top_level_string
 
-from .support import Api, Client, ServerProcess
+from .support import Api, ServerProcess, one_device
 
 DEPTH = 5000  # well past the JSON parser's nesting limit
 
@@ -21,10 +21,8 @@ def _deep(conv: str, ref: str, ref_first: bool) -> str:
 
 
 async def test_too_deep_body_error_echoes_the_ref(server: ServerProcess, api: Api) -> None:
-    """Finding: ``bad_request`` with ``ref: null`` although the frame had a valid ref."""
-    alice, (a1,) = await api.user("alice")
-    conv = await api.conversation(alice)
-    client = await Client.open(server, alice, a1)
+    """A body too deep to parse still gets ``bad_request`` echoing the frame's valid ref."""
+    conv, client = await one_device(server, api, "alice")
     for ref, first in (("deep-before", True), ("deep-after", False)):
         await client.ws.send(_deep(conv, ref, first))
         reply = await client.wait_for(lambda f, r=ref: f.get("ref") == r)

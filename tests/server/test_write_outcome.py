@@ -21,7 +21,7 @@ import asyncpg
 from ccskit.faults.postgres import PrivatePostgres
 
 from .conftest import RUN, ServerFactory
-from .support import Api, Client, ServerProcess, t
+from .support import Api, Client, ServerProcess, alice_and_bob, t
 
 SEND_IN_LOCK = "wait_event_type = 'Lock' AND query LIKE '%ccs_send%'"
 # a send's commit waiting for the standby (an explicit COMMIT, or an autocommitted statement)
@@ -84,10 +84,8 @@ async def stored(conn: asyncpg.Connection, cmid: str) -> int:
 
 
 async def _pair(node: ServerProcess, api: Api) -> tuple[str, Client, Client]:
-    alice, (a1,) = await api.user("alice")
-    bob, (b1,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    a, b = await Client.open(node, alice, a1), await Client.open(node, bob, b1)
+    """:func:`alice_and_bob` with one message already delivered (the schema and pool are warm)."""
+    conv, a, b = await alice_and_bob(node, api)
     assert (await a.send_msg(conv, {"n": 1}, cmid=api.uid("first")))["type"] == "ack"
     await b.wait_messages(conv, 1)
     return conv, a, b
@@ -96,8 +94,8 @@ async def _pair(node: ServerProcess, api: Api) -> tuple[str, Client, Client]:
 async def test_send_during_lock_stall_is_unavailable_and_never_committed_later(
     server_factory: ServerFactory, dsn: str, db: asyncpg.Connection, api: Api
 ) -> None:
-    """Finding: ``unavailable`` under a lock longer than the deadline, then committed ~2 s after
-    the lock went away, and the retry answered ``duplicate``."""
+    """``unavailable`` under a lock longer than the deadline means not stored: the send must not
+    commit once the lock goes away, so the retry is stored anew, not answered ``duplicate``."""
     node = await server_factory("lockstall", CCS_DB_TIMEOUT_MS="1000")
     api = Api(node, api.http, RUN)
     conv, a, b = await _pair(node, api)
