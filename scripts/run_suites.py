@@ -145,7 +145,7 @@ def split_argv(argv: list[str]) -> tuple[list[str], Passthrough]:
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == "--":  # older docs passed robot options after "--"; nothing needs it now
+        if arg == "--":  # a bare "--" separates nothing: robot options pass as they are
             i += 1
             continue
         name = arg.partition("=")[0]
