@@ -281,12 +281,17 @@ async def one_device(server: ServerProcess, api: Api, name: str) -> tuple[str, C
     return conv, await Client.open(server, user, device)
 
 
-async def alice_and_bob(server: ServerProcess, api: Api) -> tuple[str, Client, Client]:
-    """Two users in one conversation, one connected device each: ``(conv, alice's, bob's)``."""
+async def alice_and_bob(
+    server: ServerProcess, api: Api, bobs_server: ServerProcess | None = None
+) -> tuple[str, Client, Client]:
+    """Two users in one conversation, one connected device each: ``(conv, alice's, bob's)``.
+
+    Bob connects to ``bobs_server`` when given (another node), else to ``server``."""
     alice, (a1,) = await api.user("alice")
     bob, (b1,) = await api.user("bob")
     conv = await api.conversation(alice, bob)
-    return conv, await Client.open(server, alice, a1), await Client.open(server, bob, b1)
+    a = await Client.open(server, alice, a1)
+    return conv, a, await Client.open(bobs_server or server, bob, b1)
 
 
 async def create_database(name: str) -> str:

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from ccskit.faults.redis_server import PrivateRedis
 
 from .conftest import ServerFactory
-from .support import Api, Client, ServerProcess, t
+from .support import Api, Client, ServerProcess, alice_and_bob, t
 
 LEASE_MS = "1500"
 
@@ -211,11 +211,7 @@ async def test_redis_killed_messages_flow_and_health_recovers(
     """kill -9 of Redis: delivery (database-driven) and receipts (NOTIFY fallback) go on,
     /health says unavailable; Redis back: both nodes report ok again without a restart."""
     n1, n2 = await start_nodes("rkill", 2, private_redis.url)
-    alice, (a_d,) = await api.user("alice")
-    bob, (b_d,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    a = await Client.open(n1, alice, a_d)
-    b = await Client.open(n2, bob, b_d)
+    conv, a, b = await alice_and_bob(n1, api, n2)
     private_redis.kill()
     for node in (n1, n2):
         await wait_health(api.http, node, "redis", "unavailable", within=5)
@@ -226,7 +222,7 @@ async def test_redis_killed_messages_flow_and_health_recovers(
         {"type": "receipt", "conversation_id": conv, "kind": "read", "seq": 1}
     )
     assert receipt["type"] == "ack"
-    await a.wait_for(lambda f: f.get("type") == "receipt" and f["device_id"] == b_d)
+    await a.wait_for(lambda f: f.get("type") == "receipt" and f["device_id"] == b.device)
     private_redis.start()
     for node in (n1, n2):
         await wait_health(api.http, node, "redis", "ok", within=5)
@@ -240,7 +236,9 @@ async def test_redis_killed_messages_flow_and_health_recovers(
         {"type": "receipt", "conversation_id": conv, "kind": "read", "seq": 2}
     )
     assert receipt["type"] == "ack"
-    await b.wait_for(lambda f: f.get("type") == "receipt" and f["device_id"] == a_d, start=mark)
+    await b.wait_for(
+        lambda f: f.get("type") == "receipt" and f["device_id"] == a.device, start=mark
+    )
     await a.close()
     await b.close()
 
@@ -250,11 +248,7 @@ async def test_paused_redis_blocks_nothing(
 ) -> None:
     """SIGSTOP of Redis: sends, receipts and /health answer promptly (every call is bounded)."""
     n1, n2 = await start_nodes("rpause", 2, private_redis.url)
-    alice, (a_d,) = await api.user("alice")
-    bob, (b_d,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    a = await Client.open(n1, alice, a_d)
-    b = await Client.open(n2, bob, b_d)
+    conv, a, b = await alice_and_bob(n1, api, n2)
     private_redis.pause()
     try:
         for i in range(3):
@@ -281,12 +275,8 @@ async def test_redis_losing_its_keys_is_not_taken_for_dead_peers(
     """Redis lost its keys without any failed call (FLUSHALL; a restart loses them too): no
     node may take its live peer for dead, so nobody is told a connected device went offline."""
     n1, n2 = await start_nodes("rquick", 2, private_redis.url)
-    alice, (a_d,) = await api.user("alice")
-    bob, (b_d,) = await api.user("bob")
-    conv = await api.conversation(alice, bob)
-    a = await Client.open(n1, alice, a_d)
-    b = await Client.open(n2, bob, b_d)
-    await a.wait_for(presence_of(b_d, "online"))
+    conv, a, b = await alice_and_bob(n1, api, n2)
+    await a.wait_for(presence_of(b.device, "online"))
     # every key lost at once with connections intact (as after a quick restart without
     # persistence, but deterministic): no call fails, only the epoch key tells
     flusher = aioredis.Redis.from_url(private_redis.url)
@@ -300,11 +290,11 @@ async def test_redis_losing_its_keys_is_not_taken_for_dead_peers(
     # a false reap happens within a heartbeat of a loss: watch one more lease after the last
     deadline = time.monotonic() + int(LEASE_MS) / 1000
     while time.monotonic() < deadline:
-        assert not any(presence_of(b_d, "offline")(f) for f in a.frames), a.tail()
-        assert not any(presence_of(a_d, "offline")(f) for f in b.frames), b.tail()
+        assert not any(presence_of(b.device, "offline")(f) for f in a.frames), a.tail()
+        assert not any(presence_of(a.device, "offline")(f) for f in b.frames), b.tail()
         await asyncio.sleep(0.1)
     rows = await db.fetch(
-        "SELECT status FROM device_presence WHERE device_id = ANY($1::text[])", [a_d, b_d]
+        "SELECT status FROM device_presence WHERE device_id = ANY($1::text[])", [a.device, b.device]
     )
     assert [r["status"] for r in rows] == ["online", "online"]
     assert (await a.send_msg(conv, {"still": "here"}))["type"] == "ack"

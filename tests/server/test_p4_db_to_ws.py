@@ -17,6 +17,15 @@ async def _metric(api: Api, name: str) -> float:
     raise AssertionError(f"metric {name} missing")
 
 
+async def _without_notify(db: asyncpg.Connection, sql: str, *args: object) -> None:
+    """Commit ``sql`` with the messages trigger off: its notification is lost, as if the bus had
+    dropped it."""
+    async with db.transaction():
+        await db.execute("ALTER TABLE messages DISABLE TRIGGER messages_notify")
+        await db.execute(sql, *args)
+        await db.execute("ALTER TABLE messages ENABLE TRIGGER messages_notify")
+
+
 async def test_message_from_every_source_reaches_every_member_device(
     server: ServerProcess, api: Api, db: asyncpg.Connection
 ) -> None:
@@ -79,16 +88,13 @@ async def test_lost_notification_is_repaired_by_the_sweep(
     """A row committed without NOTIFY still arrives (sweep), and the gap metric counts it."""
     conv, client = await one_device(server, api, "sweep")
     before = await _metric(api, "ccs_gaps_repaired_total")
-    async with db.transaction():
-        # the notification of this one insert is lost, as if the bus had dropped it
-        await db.execute("ALTER TABLE messages DISABLE TRIGGER messages_notify")
-        await db.execute(
-            "INSERT INTO messages (conversation_id, sender_user_id, body)"
-            " VALUES ($1, $2, '\"silent\"')",
-            conv,
-            client.user,
-        )
-        await db.execute("ALTER TABLE messages ENABLE TRIGGER messages_notify")
+    await _without_notify(
+        db,
+        "INSERT INTO messages (conversation_id, sender_user_id, body)"
+        " VALUES ($1, $2, '\"silent\"')",
+        conv,
+        client.user,
+    )
     got = await client.wait_messages(conv, 1, within=5)
     assert got[0]["body"] == "silent"
     assert await _metric(api, "ccs_gaps_repaired_total") >= before + 1
@@ -105,14 +111,12 @@ async def test_gap_before_a_live_message_is_filled_in_order(
     user, (d1,) = await api.user("gap")
     conv = await api.conversation(user)
     client = await Client.open(slow, user, d1)
-    async with db.transaction():
-        await db.execute("ALTER TABLE messages DISABLE TRIGGER messages_notify")
-        await db.execute(
-            "INSERT INTO messages (conversation_id, sender_user_id, body) VALUES ($1, $2, '1')",
-            conv,
-            user,
-        )
-        await db.execute("ALTER TABLE messages ENABLE TRIGGER messages_notify")
+    await _without_notify(
+        db,
+        "INSERT INTO messages (conversation_id, sender_user_id, body) VALUES ($1, $2, '1')",
+        conv,
+        user,
+    )
     await db.execute(
         "INSERT INTO messages (conversation_id, sender_user_id, body) VALUES ($1, $2, '2')",
         conv,
@@ -161,14 +165,12 @@ async def test_lost_edit_notification_is_repaired(
     await client.send_msg(conv, "v1")
     await client.wait_messages(conv, 1)
     before = await _metric(api, "ccs_gaps_repaired_total")
-    async with db.transaction():
-        await db.execute("ALTER TABLE messages DISABLE TRIGGER messages_notify")
-        await db.execute(
-            "UPDATE messages SET body = '\"v2\"', version = 2, edited_at = now()"
-            " WHERE conversation_id = $1 AND seq = 1",
-            conv,
-        )
-        await db.execute("ALTER TABLE messages ENABLE TRIGGER messages_notify")
+    await _without_notify(
+        db,
+        "UPDATE messages SET body = '\"v2\"', version = 2, edited_at = now()"
+        " WHERE conversation_id = $1 AND seq = 1",
+        conv,
+    )
     upd = await client.wait_for(lambda f: f.get("type") == "message_updated")
     assert (upd["seq"], upd["version"], upd["body"]) == (1, 2, "v2")
     assert await _metric(api, "ccs_gaps_repaired_total") >= before + 1
