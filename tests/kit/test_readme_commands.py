@@ -26,7 +26,14 @@ README = ROOT / "README.md"
 STAMP = ".venv/.installed"
 # Too long (or recursive, for `make test`) to run inside `make test`: make checks the target and
 # prints its recipe. Their work is covered elsewhere (their own tests, or the rest of make test).
-PRINT_ONLY = ("make test", "make lint", "make bench", "make distributed", "make mutation")
+PRINT_ONLY = (
+    "make test",
+    "make lint",
+    "make bench",
+    "make distributed",
+    "make mutation",
+    "make model",
+)
 # Suite runs: as written, plus --dryrun and a private output folder.
 SUITE_RUNS = ("make run", "make suite", "make stress", "make faults")
 # Run for real, as written (fast, and they write nothing tracked).
