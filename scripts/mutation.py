@@ -654,10 +654,30 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help="skip the model suite once another suite killed the mutant",
     )
     parser.add_argument("--append", action="store_true", help="merge into results/mutation.json")
+    parser.add_argument(
+        "--reuse-baseline",
+        action="store_true",
+        help="with --append: skip the baseline if the last run measured the same commit green",
+    )
     parser.add_argument("--timeout-factor", type=float, default=4.0, help="x baseline seconds")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep copies and suite outputs")
     return parser.parse_args(argv)
+
+
+def reused_baseline(
+    previous: dict[str, Any] | None, suites: Sequence[Suite]
+) -> dict[str, SuiteRun] | None:
+    """The green baseline of the last run in ``previous`` if it measured the same commit and
+    every suite asked for now; None (run a baseline) otherwise."""
+    if not previous or not previous.get("runs"):
+        return None
+    last = previous["runs"][-1]
+    seconds = last.get("baseline_seconds", {})
+    if last.get("commit") != git_commit() or any(s.key not in seconds for s in suites):
+        return None
+    print(f"mutation: baseline reused from the run of {last['started']} ({last['commit']})")
+    return {s.key: SuiteRun(s.key, "passed", 0, seconds[s.key]) for s in suites}
 
 
 def git_commit() -> str:
@@ -697,17 +717,19 @@ def campaign(args: argparse.Namespace, mutations: list[Mutation]) -> int:
         return 2
     started = time.time()
     command = "mutation " + " ".join(sys.argv[1:]) if sys.argv[1:] else "mutation"
-    print(f"mutation: baseline (no mutation) with suites {[s.key for s in opts.suites]}")
-    base_runs = run_copy("baseline", None, opts, {}, stop_at_kill=False)
-    red = [r for r in base_runs if r.outcome != "passed"]
-    if red:
-        for r in red:
-            print(f"mutation: baseline {r.suite} {r.outcome}: {r.failed_tests} (log {r.log})")
-        print("mutation: the unmutated server is not green: aborting", file=sys.stderr)
-        return 3
-    baseline = {r.suite: r for r in base_runs}
-    opts.suites = order_by_baseline(opts.suites, baseline)
     previous = load_previous(args.results) if args.append else None
+    baseline = reused_baseline(previous, opts.suites) if args.reuse_baseline else None
+    if baseline is None:
+        print(f"mutation: baseline (no mutation) with suites {[s.key for s in opts.suites]}")
+        base_runs = run_copy("baseline", None, opts, {}, stop_at_kill=False)
+        red = [r for r in base_runs if r.outcome != "passed"]
+        if red:
+            for r in red:
+                print(f"mutation: baseline {r.suite} {r.outcome}: {r.failed_tests} (log {r.log})")
+            print("mutation: the unmutated server is not green: aborting", file=sys.stderr)
+            return 3
+        baseline = {r.suite: r for r in base_runs}
+    opts.suites = order_by_baseline(opts.suites, baseline)
     records = {r["id"]: r for r in previous["mutants"]} if previous else {}
     report: dict[str, Any] = {
         "catalogue": str(CATALOGUE.relative_to(ROOT)),
