@@ -91,6 +91,17 @@ async def _pair(node: ServerProcess, api: Api) -> tuple[str, Client, Client]:
     return conv, a, b
 
 
+async def _retry_finds_the_commit(conv: str, a: Client, b: Client, key: str, body: Any) -> None:
+    """After ``outcome_unknown`` for a send that did commit (as seq 2): the retry is answered
+    ``duplicate`` with that seq, and the peer has 1 and 2 exactly once. Closes both clients."""
+    retry = await a.send_msg(conv, body, cmid=key)
+    assert retry["type"] == "ack" and (retry["duplicate"], retry["seq"]) == (True, 2), retry
+    frames = await b.wait_messages(conv, 2)
+    assert [m["seq"] for m in frames] == [1, 2], b.tail()
+    await a.close()
+    await b.close()
+
+
 async def test_send_during_lock_stall_is_unavailable_and_never_committed_later(
     server_factory: ServerFactory, dsn: str, db: asyncpg.Connection, api: Api
 ) -> None:
@@ -186,12 +197,7 @@ async def test_commit_hanging_past_the_deadline_is_outcome_unknown_and_retry_tel
         # the abandoned backend finishes its COMMIT on its own
         await wait_gone(db, "commitstall", "wait_event = 'PgSleep'")
     assert await stored(db, key) == 1
-    retry = await a.send_msg(conv, {"n": "slow"}, cmid=key)
-    assert retry["type"] == "ack" and (retry["duplicate"], retry["seq"]) == (True, 2), retry
-    frames = await b.wait_messages(conv, 2)
-    assert [m["seq"] for m in frames] == [1, 2], b.tail()
-    await a.close()
-    await b.close()
+    await _retry_finds_the_commit(conv, a, b, key, {"n": "slow"})
 
 
 async def _set_standby(pg: PrivatePostgres, conn: asyncpg.Connection, names: str | None) -> None:
@@ -241,12 +247,7 @@ async def test_backend_killed_during_commit_is_outcome_unknown_and_retry_tells(
         retryable_error(reply, "outcome_unknown")
         # this time it had committed (locally, before the kill): the retry says so
         assert await stored(admin, unsure) == 1
-        retry = await a.send_msg(conv, {"n": "unsure"}, cmid=unsure)
-        assert retry["type"] == "ack" and (retry["duplicate"], retry["seq"]) == (True, 2), retry
-        frames = await b.wait_messages(conv, 2)
-        assert [m["seq"] for m in frames] == [1, 2], b.tail()
-        await a.close()
-        await b.close()
+        await _retry_finds_the_commit(conv, a, b, unsure, {"n": "unsure"})
     finally:
         await admin.close()
         await node.stop()
