@@ -490,9 +490,7 @@ class DeviceClient:
 
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait until the connection is open and no reconnect is in progress."""
-        if not await wait_until(
-            [self], lambda: self.connected and not self._reconnecting, timeout_s
-        ):
+        if not await wait_until([self], self._settled, timeout_s):
             raise ClientError(
                 f"'{self.alias}' expected to be connected within {timeout_s:.1f} s "
                 f"(reconnects: {[r.as_dict() for r in self.reconnects[-3:]]})\n" + self.context()
