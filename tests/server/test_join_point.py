@@ -18,6 +18,21 @@ async def _add(api: Api, conv: str, user: str) -> None:
     assert status == 201, body
 
 
+async def _carol_added_after(
+    server: ServerProcess, api: Api, count: int
+) -> tuple[str, Client, str, str]:
+    """Alice, alone in a new conversation, sends ``count`` messages, then carol is added (not
+    connected yet): ``(conv, alice's client, carol, carol's device)``."""
+    alice, (a1,) = await api.user("alice")
+    carol, (c1,) = await api.user("carol")
+    conv = await api.conversation(alice)
+    sender = await Client.open(server, alice, a1)
+    for i in range(count):
+        await sender.send_msg(conv, f"before carol {i}")
+    await _add(api, conv, carol)
+    return conv, sender, carol, c1
+
+
 async def _marker(client: Client, api: Api, user: str) -> None:
     """Send and receive a message in a conversation of ``user`` alone: every frame the server
     sent this connection before it has arrived by then (one ordered socket)."""
@@ -36,13 +51,7 @@ async def test_member_added_while_offline_starts_at_the_join_point(
     server: ServerProcess, api: Api
 ) -> None:
     """Added at head 3 while offline, the device resumes from 3: messages 1-3 are not replayed."""
-    alice, (a1,) = await api.user("alice")
-    carol, (c1,) = await api.user("carol")
-    conv = await api.conversation(alice)
-    sender = await Client.open(server, alice, a1)
-    for i in range(3):
-        await sender.send_msg(conv, f"before carol {i}")
-    await _add(api, conv, carol)
+    conv, sender, carol, c1 = await _carol_added_after(server, api, 3)
     newcomer = await Client.open(server, carol, c1)
     assert newcomer.welcome["conversations"][conv] == {
         "head_seq": 3,
@@ -69,13 +78,7 @@ async def test_pre_join_messages_are_not_missed_ones(
     """More pre-join messages than the replay limit are not missed ones: no ``recovered: false``,
     no ``too_many_missed``."""
     small = await server_factory(CCS_REPLAY_LIMIT="2")
-    alice, (a1,) = await api.user("alice")
-    carol, (c1,) = await api.user("carol")
-    conv = await api.conversation(alice)
-    sender = await Client.open(small, alice, a1)
-    for i in range(5):
-        await sender.send_msg(conv, i)
-    await _add(api, conv, carol)
+    conv, sender, carol, c1 = await _carol_added_after(small, api, 5)
     newcomer = await Client.open(small, carol, c1)
     assert newcomer.welcome["conversations"][conv] == {
         "head_seq": 5,
@@ -89,13 +92,7 @@ async def test_pre_join_messages_are_not_missed_ones(
 async def test_history_and_status_stop_at_the_join_point(server: ServerProcess, api: Api) -> None:
     """Decision: history (WS and REST) for a member's device starts after its join point and
     has_more is false there; the status of an older message is not_found; admins read all."""
-    alice, (a1,) = await api.user("alice")
-    carol, (c1,) = await api.user("carol")
-    conv = await api.conversation(alice)
-    sender = await Client.open(server, alice, a1)
-    for i in range(3):
-        await sender.send_msg(conv, i)
-    await _add(api, conv, carol)
+    conv, sender, carol, c1 = await _carol_added_after(server, api, 3)
     for i in range(2):
         await sender.send_msg(conv, f"after {i}")
     reader = await Client.open(server, carol, c1)
