@@ -89,13 +89,16 @@ def test_loop_keeps_receiving_between_keywords(devices: DeviceKeywords, fake: Fa
 def test_send_waits_for_ack_and_message_reaches_other_devices(devices: DeviceKeywords) -> None:
     connect(devices, "phone")
     connect(devices, "laptop")
+    began = time.monotonic()
     ack = devices.send_message("phone", "room", "hi")
     assert ack["type"] == "ack" and ack["seq"] >= 1
     got = devices.wait_for_message("laptop", "room", ack["seq"], timeout=SHORT)
+    took_ms = (time.monotonic() - began) * 1000.0
     assert got["body"] == {"text": "hi"}
     assert devices.last_seq_seen("laptop", "room") == ack["seq"]
     assert devices.outbox_size("phone") == 0
-    assert devices.delivery_latency("laptop", "room", ack["client_msg_id"]) >= 0
+    latency = devices.delivery_latency("laptop", "room", ack["client_msg_id"])
+    assert 0 < latency <= took_ms, f"latency {latency} ms outside the {took_ms:.3f} ms it took"
 
 
 def test_wait_failure_message_has_expectation_timeout_and_last_frames(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-import psycopg2
 import pytest
 from ccskit.context import KitContext
 from ccskit.keywords.database import DatabaseKeywords
@@ -15,10 +14,6 @@ DB_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 @pytest.fixture
 def keywords() -> DatabaseKeywords:
-    try:
-        psycopg2.connect(DB_URL, connect_timeout=3).close()
-    except psycopg2.Error as exc:
-        pytest.skip(f"no PostgreSQL at {DB_URL}: {exc}")
     ctx = KitContext()
     ctx.use_database(DB_URL)
     return DatabaseKeywords(ctx)
