@@ -58,9 +58,13 @@ An Application Ping Gets Exactly One Ack Echoing Its Ref
     [Documentation]    Every command gets one reply echoing its ref; ``ping`` gets ``ack`` for ping.
     [Tags]    spec:3.3-b    spec:4.1-a
     Connect Device    alice-phone
-    ${reply}    Send Command    alice-phone    ping
+    ${reply}    Send Command    alice-phone    ping    ref=ping-once
     Reply Should Be An Ack For "ping"    ${reply}
-    Should Not Be Empty    ${reply}[ref]
+    Should Be Equal    ${reply}[ref]    ping-once
+    # a second command's reply comes after any further reply to the first (one ordered socket)
+    Send Command    alice-phone    ping    ref=ping-after
+    ${replies}    Received Frames    alice-phone    *    ref=ping-once
+    Length Should Be    ${replies}    1    the ping got ${replies}
 
 Replies Come In Command Order
     [Documentation]    Twenty commands of four kinds sent back to back without reading: the
