@@ -293,7 +293,9 @@ async def measure(
     kinds = kinds or kinds_available()
     members = 1 + per_kind * len(kinds)
     fleet = await provision(
-        api_url, secret, make_rooms(f"oh{os.getpid()}", rooms, members, senders=1)
+        api_url,
+        secret,
+        make_rooms(f"oh{os.getpid()}x{time.time_ns() % 10**9}", rooms, members, senders=1),
     )
     count = round(rate_per_s * seconds)
     expected = count * per_kind
