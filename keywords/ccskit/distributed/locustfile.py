@@ -161,3 +161,6 @@ class DeviceUser(User):
     def on_stop(self) -> None:
         if self.slot is not None and _worker is not None and _worker.fleet is not None:
             _worker.bridge.spawn(_worker.fleet.go_offline, self.slot.device_id)
+            # when Locust rebalances users (a worker went missing and came back), another
+            # user of this worker takes the device over instead of leaving it offline
+            _worker.release(self.slot)

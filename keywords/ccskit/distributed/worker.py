@@ -41,6 +41,7 @@ class WorkerState:
         self.fleet: WorkerFleet | None = None
         self.share: Share | None = None
         self._claims = itertools.count()
+        self._released: list[Slot] = []
         self.go_at = 0.0  # when the master said go (plans that send only once all are online)
 
     @property
@@ -67,8 +68,14 @@ class WorkerState:
         """The next device of the share for a starting Locust user (None when all are taken)."""
         if self.share is None:
             return None
+        if self._released:  # Locust stopped a user (a rebalance between workers): reuse it
+            return self._released.pop()
         n = next(self._claims)
         return self.share.slots[n] if n < len(self.share.slots) else None
+
+    def release(self, slot: Slot) -> None:
+        """A stopped Locust user gives its device back for the next user of this worker."""
+        self._released.append(slot)
 
     def on_quiesce(self, environment: Any, msg: Any, **_: Any) -> None:
         unanswered = 0
