@@ -32,7 +32,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import psutil
@@ -45,7 +44,7 @@ from ccskit.bench.distributed_steps import (
 from ccskit.bench.raw import raw_commit, ws_echo_rtt
 from ccskit.bench.server import ReferenceServer
 from ccskit.checker import check
-from ccskit.config import KitConfig
+from ccskit.config import admin_database_url, database_url_for
 from ccskit.load import (
     LoadRun,
     PhaseStats,
@@ -59,10 +58,7 @@ from ccskit.load import (
 ROOT = Path(__file__).resolve().parents[1]
 
 # The kit's login (DATABASE_URL, or .ccs-env loaded by ccskit) on its `postgres` database.
-ADMIN_DSN = (
-    os.environ.get("BENCH_ADMIN_DSN")
-    or urlsplit(KitConfig.from_env().database_url)._replace(path="/postgres").geturl()
-)
+ADMIN_DSN = admin_database_url()
 SECRET = "ccs-bench-secret-long-enough-for-hs256"
 # A load client above this share of one core queues frames in its own event loop, and that
 # queueing shows up as delivery latency: the issue asks for latency while the client is unsaturated.
@@ -182,7 +178,7 @@ async def measure_raw(bench: Bench) -> dict[str, Any]:
     psutil.cpu_percent(None)
     commit = await raw_commit(
         bench.args.admin_dsn,
-        bench.args.admin_dsn.rsplit("/", 1)[0] + f"/{db}",
+        database_url_for(db, bench.args.admin_dsn),
         db,
         connections=bench.args.pool,
         seconds=1.5 if bench.args.quick else 3.0,
@@ -198,7 +194,7 @@ async def measure_raw(bench: Bench) -> dict[str, Any]:
     notify_db = f"ccsbench_rawn_{os.getpid()}"
     notify = await raw_commit(
         bench.args.admin_dsn,
-        bench.args.admin_dsn.rsplit("/", 1)[0] + f"/{notify_db}",
+        database_url_for(notify_db, bench.args.admin_dsn),
         notify_db,
         connections=bench.args.pool,
         seconds=1.0 if bench.args.quick else 2.0,

@@ -18,25 +18,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import asyncpg
-from ccskit.config import KitConfig
+from ccskit.config import admin_database_url, database_url_for
 from ccskit.percentile import percentile
 
 from ccs_server import group_send
 from ccs_server.pg_migrations import apply_migrations
 from ccs_server.pg_store import PgStore
 
-ADMIN_DSN = (
-    os.environ.get("BENCH_ADMIN_DSN")
-    or urlsplit(KitConfig.from_env().database_url)._replace(path="/postgres").geturl()
-)
+ADMIN_DSN = admin_database_url()
 
 
 @dataclass
@@ -120,7 +115,7 @@ async def main(args: argparse.Namespace) -> None:
     name = f"ccs_bench_group_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = urlsplit(ADMIN_DSN)._replace(path=f"/{name}").geturl()
+    dsn = database_url_for(name, ADMIN_DSN)
     try:
         await seed(dsn, args.senders, args.per_conversation)
         async with PgStore.open(dsn, args.pool, args.timeout, "bench-group") as store:

@@ -37,7 +37,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from ccskit.config import database_url_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "mutation" / "catalogue"
@@ -46,7 +47,6 @@ RESULTS = ROOT / "results"
 PROMISES = tuple(f"P{i}" for i in range(1, 19))
 REQUIRED = ("id", "promises", "title", "description", "file", "find", "replace")
 OPTIONAL = ("origin", "occurrence", "count", "equivalent")
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/ccs"
 
 
 # ---- the catalogue ------------------------------------------------------------------------------
@@ -316,31 +316,13 @@ def suites_by_key(keys: Iterable[str], known: Sequence[Suite] | None = None) -> 
     return [by_key[k] for k in wanted] if wanted else known
 
 
-def database_url(name: str) -> str:
-    """The kit's ``DATABASE_URL`` (environment, then ``.ccs-env``, then the default) pointing at
-    database ``name`` instead: same server, role and password, an empty database."""
-    url = os.environ.get("DATABASE_URL") or env_file_value("DATABASE_URL") or DEFAULT_DATABASE_URL
-    return urlsplit(url)._replace(path=f"/{name}").geturl()
-
-
-def env_file_value(name: str) -> str:
-    """``name`` from the kit's ``.ccs-env`` (written by scripts/ensure_services.sh), or ""."""
-    path = Path(os.environ.get("CCS_ENV_FILE") or ROOT / ".ccs-env")
-    with contextlib.suppress(OSError):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            key, sep, value = line.strip().partition("=")
-            if sep and key == name:
-                return value.strip().strip("'\"")
-    return ""
-
-
 @contextlib.contextmanager
 def fresh_database(name: str) -> Iterator[str]:
     """A new empty database for one run (migrations come from the mutated copy); dropped after."""
     import psycopg2  # the venv's driver; imported here so --check runs without it
 
-    url = database_url(name)
-    admin = urlsplit(url)._replace(path="/postgres").geturl()
+    url = database_url_for(name)
+    admin = database_url_for("postgres")
 
     def admin_sql(sql: str) -> None:
         conn = psycopg2.connect(admin)

@@ -93,3 +93,9 @@ def database_url_for(dbname: str, base_url: str | None = None) -> str:
     with password authentication is the kit's own role, not ``postgres``."""
     parts = urlsplit(base_url or KitConfig.from_env().database_url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, ""))
+
+
+def admin_database_url() -> str:
+    """Where benches create and drop their scratch databases: ``BENCH_ADMIN_DSN`` when set,
+    else the kit's own login on database ``postgres``."""
+    return os.environ.get("BENCH_ADMIN_DSN") or database_url_for("postgres")

@@ -10,6 +10,7 @@ import pytest
 import requests
 from ccskit.api import CcsApi
 from ccskit.client import ConnectRefused, DeviceClient
+from ccskit.config import database_url_for
 from ccskit.context import KitContext
 from ccskit.ids import RUN_TAG
 from ccskit.keywords.database import DatabaseKeywords
@@ -18,7 +19,7 @@ from ccskit.loop import shared_loop
 from ccskit.server import ServerProcess
 from ccskit.tokens import mint_token
 
-DB_URL = "postgresql://postgres@127.0.0.1:5432/kit_pytest"
+DB_URL = database_url_for("kit_pytest")
 # One context for the module, as the CCS library holds one for a robot process.
 CTX = KitContext()
 target, registry = CTX.target, CTX.fixtures

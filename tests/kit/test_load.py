@@ -14,6 +14,7 @@ import pytest
 from ccskit.bench.monitor import ServerMonitor, server_db_connections
 from ccskit.bench.server import ReferenceServer
 from ccskit.checker import check
+from ccskit.config import database_url_for
 from ccskit.load import LoadRun, fetch_stored, make_idle, make_rooms, percentiles, provision
 
 SECRET = "kit-load-test-secret-of-32-bytes-or-more"
@@ -221,11 +222,11 @@ async def test_raw_limits_measure_something_real() -> None:
     rtt = await ws_echo_rtt(round_trips=50, warmup=5)
     assert rtt["samples"] == 50
     assert 0 < rtt["p50"] <= rtt["p99"] < 1000
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    admin = database_url_for("postgres")
     for notify in (False, True):
         commit = await raw_commit(
             admin,
-            admin.rsplit("/", 1)[0] + "/ccskit_test_raw",
+            database_url_for("ccskit_test_raw"),
             "ccskit_test_raw",
             connections=2,
             seconds=0.3,

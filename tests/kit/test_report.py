@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccskit.config import database_url_for
 from ccskit.metrics import Recorder
 from ccskit.report import charts, compare, coverage, kpis, page, runinfo, sampler, stats, store
 from robot.api import ExecutionResult
@@ -606,7 +607,7 @@ def test_health_fails_with_a_clear_line_for_a_closed_port() -> None:
 
 
 def test_health_passes_against_the_shared_services() -> None:
-    done = _health({"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"})
+    done = _health({"DATABASE_URL": database_url_for("postgres")})
     assert done.returncode == 0, done.stdout
     assert re.match(r"OK   PostgreSQL 127\.0\.0\.1:5432/postgres \(\d+\.\d+", done.stdout)
 
@@ -644,9 +645,7 @@ def _health_server(status: int) -> Iterator[str]:
 )
 def test_health_checks_the_server_when_sut_url_is_set(status: int, code: int, prefix: str) -> None:
     with _health_server(status) as url:
-        done = _health(
-            {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres", "SUT_URL": url}
-        )
+        done = _health({"DATABASE_URL": database_url_for("postgres"), "SUT_URL": url})
     assert done.returncode == code, done.stdout
     server_line = done.stdout.splitlines()[2]
     assert server_line.startswith(f"{prefix} {url}")

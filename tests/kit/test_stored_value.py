@@ -6,10 +6,11 @@ import time
 from datetime import timedelta
 
 import pytest
+from ccskit.config import database_url_for
 from ccskit.context import KitContext
 from ccskit.keywords.database import DatabaseKeywords
 
-DB_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_URL = database_url_for("postgres")
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from typing import Any
 
 import asyncpg
 
+from ..config import PROJECT_ROOT as ROOT
+from ..config import admin_database_url, database_url_for
 from ..server import ServerProcess
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 class ReferenceServer:
@@ -29,14 +29,14 @@ class ReferenceServer:
     def __init__(
         self,
         database: str,
-        admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres",
+        admin_dsn: str | None = None,
         env: dict[str, str] | None = None,
         ready_timeout_s: float = 60.0,
         root: Path = ROOT,
     ) -> None:
         self.database = database
-        self.admin_dsn = admin_dsn
-        self.dsn = admin_dsn.rsplit("/", 1)[0] + f"/{database}"
+        self.admin_dsn = admin_dsn or admin_database_url()
+        self.dsn = database_url_for(database, self.admin_dsn)
         self.ready_timeout_s = ready_timeout_s
         self._dir = tempfile.TemporaryDirectory(prefix="ccs-bench-")
         # the server's own defaults, not the kit's short test windows: measure what ships

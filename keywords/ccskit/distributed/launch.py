@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bench.server import ReferenceServer
-from ..config import RESULTS_DIR, KitConfig, ws_url_for
+from ..config import RESULTS_DIR, KitConfig, admin_database_url, ws_url_for
 from ..faults.common import free_port
 from ..load import raise_fd_limit
 from ..server import ServerProcess
@@ -39,7 +39,6 @@ from .figures import metrics, write_metrics_file
 from .plan import RunPlan, build_fleet
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @dataclass
@@ -66,7 +65,7 @@ class Options:
     database_url: str = ""
     server_env: dict[str, str] = field(default_factory=dict)
     extra_worker_env: dict[str, str] = field(default_factory=dict)
-    admin_dsn: str = ADMIN_DSN
+    admin_dsn: str = field(default_factory=admin_database_url)
     hold_s: float = 0.0
     """Hold mode: once the nodes report every device connected (or ``connect_timeout_s`` ran
     out), hold ``hold_s`` more and stop the master (SIGTERM: it still gathers and checks)."""
