@@ -30,6 +30,7 @@ class CCS(DynamicCore):
     | Faults             | `Start Private PostgreSQL`, `Kill PostgreSQL`, `Cut Proxy`       |
     | Recovery           | `Start Live Traffic`, `Live Traffic Should Be Consistent`       |
     | Load               | `Create Load Fleet`, `Send Load`, `Check Load Consistency`      |
+    | Distributed load   | `Start Distributed Load`, `Distributed Load Should Have Lost Nothing` |
     | Hostile input      | `Open Raw Connection`, `Hostile Token`, `Start Bystander`       |
 
     = Fixture names =

@@ -11,7 +11,6 @@ Documentation    Seed tests 2.1 and 2.2 with load from a Locust master and two w
 ...              workers. The kit's figures and Locust's own are recorded against thresholds.
 ...              Workers on other machines: docs/distributed-load.md.
 
-Library          ../../keywords/CCSDistributed.py
 Resource         ../../resources/ccs.resource
 Resource         ../../resources/stress.resource
 

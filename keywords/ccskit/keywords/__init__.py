@@ -18,6 +18,7 @@ from __future__ import annotations
 from .api import ApiKeywords
 from .database import DatabaseKeywords
 from .devices import DeviceKeywords
+from .distributed import DistributedKeywords
 from .faults import FaultKeywords
 from .hostile.bystander import BystanderKeywords
 from .hostile.raw import RawConnectionKeywords
@@ -27,11 +28,13 @@ from .hostile.tokens import HostileTokenKeywords
 from .inflight import InFlightKeywords
 from .load import LoadKeywords
 from .model import ModelKeywords
+from .pabot import PabotServerKeywords
 from .recovery import RecoveryKeywords
 from .server import ServerKeywords
 
 KEYWORD_CLASSES: list[type] = [
     ServerKeywords,
+    PabotServerKeywords,
     ApiKeywords,
     DeviceKeywords,
     DatabaseKeywords,
@@ -39,6 +42,7 @@ KEYWORD_CLASSES: list[type] = [
     RecoveryKeywords,
     InFlightKeywords,
     LoadKeywords,
+    DistributedKeywords,
     RawConnectionKeywords,
     RestInputKeywords,
     HostileTokenKeywords,

@@ -1,4 +1,4 @@
-"""Robot Framework library: one reference server shared by every process of a plain pabot run."""
+"""Keywords: one reference server shared by every process of a plain pabot run."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from ccskit import pabot_watchdog
-from ccskit.server import ServerProcess
 from robot.api import logger
-from robot.api.deco import keyword, library
+from robot.api.deco import keyword
+
+from .. import pabot_watchdog
+from ..context import KitContext
+from ..server import ServerProcess
 
 SIXTY_S = timedelta(seconds=60)
 
 
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSPabotServer:
+class PabotServerKeywords:
     """Starts the reference server that every process of a plain ``pabot`` run shares.
 
     ``scripts/run_suites.py --pabot N`` starts one server itself and hands every process its URL.
@@ -25,6 +26,9 @@ class CCSPabotServer:
     it when PabotLib (which lives exactly as long as the pabot run) goes away. The environment
     resource's `The Server Under Test Is Running` does all this; it is not called directly.
     """
+
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
 
     @keyword
     def start_shared_reference_server(self, pabotlib_uri: str, timeout: timedelta = SIXTY_S) -> str:

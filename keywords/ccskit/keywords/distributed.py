@@ -1,4 +1,4 @@
-"""Robot Framework library: distributed load on Locust (master + workers) with the kit's checker."""
+"""Keywords: distributed load on Locust (master + workers), checked by the kit's checker."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ccskit.config import RESULTS_DIR, KitConfig, ws_url_for
-from ccskit.distributed.figures import TIMING, metrics
-from ccskit.distributed.launch import (
+from robot.api import logger
+from robot.api.deco import keyword
+
+from ..config import RESULTS_DIR, ws_url_for
+from ..context import KitContext
+from ..distributed.figures import TIMING, metrics
+from ..distributed.launch import (
     LocustProcesses,
     Options,
     describe,
@@ -17,14 +21,11 @@ from ccskit.distributed.launch import (
     start_locust,
     wait_for,
 )
-from ccskit.load import raise_fd_limit
-from ccskit.metrics import Metric, recorder
-from robot.api import logger
-from robot.api.deco import keyword, library
+from ..load import raise_fd_limit
+from ..metrics import Metric
 
 
-@library(scope="GLOBAL", auto_keywords=False)
-class CCSDistributed:
+class DistributedKeywords:
     """Load from a Locust master and workers, checked end to end by the kit's consistency checker.
 
     `Start Distributed Load` starts a Locust master (headless) and ``workers`` worker processes
@@ -44,7 +45,8 @@ class CCSDistributed:
     Workers on other machines: see ``docs/distributed-load.md``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: KitContext) -> None:
+        self.ctx = ctx
         self._procs: LocustProcesses | None = None
         self._opts: Options | None = None
         self._outcome: dict[str, Any] | None = None
@@ -68,8 +70,9 @@ class CCSDistributed:
     ) -> int:
         """Starts a Locust master and ``workers`` workers against ``server``; returns the devices.
 
-        ``server`` is the base URL (``http://host:port``; default ``SUT_URL``). ``rooms`` rooms
-        of ``members`` devices (one user each) plus ``idle`` devices that only hold a connection;
+        ``server`` is the base URL (``http://host:port``; default: the server under test).
+        ``rooms`` rooms of ``members`` devices (one user each) plus ``idle`` devices that only
+        hold a connection;
         every room gets ``rate`` messages per second in all, for ``duration``. ``spawn_rate``
         devices per second connect (default: all at once). Logs and the results file go to
         ``output`` (default ``results/distributed``). With ``connect_first`` no device sends
@@ -79,10 +82,7 @@ class CCSDistributed:
         """
         if self._procs is not None:
             raise AssertionError("a distributed load is already running: stop it first")
-        config = KitConfig.from_env()
-        url = (server or config.sut_url).rstrip("/")
-        if not url:
-            raise AssertionError("no server: give server=http://host:port or set SUT_URL")
+        url = (server or self.ctx.target.require()).rstrip("/")
         folder = Path(output) if output else RESULTS_DIR / "distributed"
         opts = Options(
             workers=workers,
@@ -99,7 +99,7 @@ class CCSDistributed:
         )
         plan = opts.plan([ws_url_for(url)])
         opts.results.unlink(missing_ok=True)
-        self._procs, users = start_locust(opts, plan, url, config.database_url)
+        self._procs, users = start_locust(opts, plan, url, self.ctx.database_url)
         self._opts, self._outcome = opts, None
         self._bound_s = run_bound_s(opts, users)
         logger.info(
@@ -174,7 +174,7 @@ class CCSDistributed:
         figures are asserted by `Distributed Load Latency Should Meet The Seed's Criteria`."""
         figures = metrics(self._require())
         for m in figures:
-            recorder.record(m.name, m.value, m.unit, m.threshold, m.op)
+            self.ctx.metrics.record(m.name, m.value, m.unit, m.threshold, m.op)
         _fail_beyond([m for m in figures if m.name not in TIMING])
 
     @keyword("Distributed Load Latency Should Meet The Seed's Criteria")
