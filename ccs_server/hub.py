@@ -254,6 +254,7 @@ class Hub:
         for index in (self.prev_heads, self.prev_edits, self.seen_edits):
             for conv in set(index) - set(marks):
                 del index[conv]
+        self.metrics.repair_sweeps.inc()
         if repaired:
             self.metrics.gaps_repaired.inc(repaired)
             log.warning("repaired missed notifications", extra={"count": repaired})

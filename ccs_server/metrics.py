@@ -36,6 +36,11 @@ class Metrics:
             "seqs delivered by the repair sweep after a lost notification",
             registry=r,
         )
+        self.repair_sweeps = Counter(
+            "ccs_repair_sweeps_total",
+            "repair sweeps completed (periodic, and after the listener reconnects)",
+            registry=r,
+        )
         self.listener_up = Gauge(
             "ccs_listener_connected", "1 while the LISTEN connection is up", registry=r
         )

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from robot.api import logger
 from robot.api.deco import keyword
 
@@ -339,6 +340,32 @@ class RecoveryKeywords:
         )
 
     @keyword
+    def node_should_finish_repair_sweeps(
+        self, name: str, count: int = 2, timeout: timedelta = timedelta(seconds=10)
+    ) -> int:
+        """Waits until node ``name`` finishes ``count`` more repair sweeps (``/metrics``
+        ``ccs_repair_sweeps_total``) than when called; returns the new total.
+
+        Two sweeps guarantee one that started after the call, so every conversation its
+        devices joined before the call has been looked at once: an edit the node misses
+        afterwards is one its next sweep must find.
+        """
+        url = f"{self.ctx.nodes(name).base_url}/metrics"
+        start = _metric_total(url, "ccs_repair_sweeps_total")
+        seconds = self.ctx.scaled(timeout)
+        deadline = time.monotonic() + seconds
+        now = start
+        while now < start + count and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling another process's endpoint: there is no event to wait on
+            now = _metric_total(url, "ccs_repair_sweeps_total")
+        if now < start + count:
+            raise AssertionError(
+                f"expected node '{name}' to finish {count} repair sweeps within {seconds:.0f} s, "
+                f"it finished {now - start:.0f} (ccs_repair_sweeps_total {start:.0f} -> {now:.0f})"
+            )
+        return int(now)
+
+    @keyword
     def terminate_listener_of_node(self, name: str, server: str = "pg") -> list[int]:
         """``pg_terminate_backend`` of the LISTEN connection of node ``name``, found by its
         ``application_name`` (``ccs-listener <node>``); returns the terminated PIDs.
@@ -387,3 +414,13 @@ class RecoveryKeywords:
         if not database_url or database_url == self.ctx.database_url:
             return self.ctx.db
         return CcsDb(database_url)
+
+
+def _metric_total(url: str, name: str) -> float:
+    """The value of an unlabelled counter in a Prometheus text page (0 when absent)."""
+    text = requests.get(url, timeout=2).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    return 0.0
