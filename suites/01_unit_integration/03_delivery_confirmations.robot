@@ -36,10 +36,14 @@ Reading A Message Also Marks It Delivered
     Then "bob-tablet" Should Have Delivered Up To 2 And Read Up To 2 In "team-room"
 
 The Sender's Devices Receive The Receipt Events
-    [Documentation]    Seed: read receipts and confirmations reach every device of the sender (P6, P7).
+    [Documentation]    Seed: delivery confirmations and read receipts reach every device of the
+    ...    sender, each as soon as it is stored (P6, P7).
     [Tags]    spec:4.4-e
     Given Devices Are Connected    alice-phone    alice-laptop    bob-tablet
     And "alice-phone" Sends 2 Messages To "team-room"
+    When "bob-tablet" Confirms Delivery Up To 1 In "team-room"
+    Then "alice-phone" Should Be Told "bob-tablet" Received Up To 1 In "team-room"
+    And "alice-laptop" Should Be Told "bob-tablet" Received Up To 1 In "team-room"
     When "bob-tablet" Confirms Reading Up To 2 In "team-room"
     Then "alice-phone" Should Be Told "bob-tablet" Read Up To 2 In "team-room"
     And "alice-laptop" Should Be Told "bob-tablet" Read Up To 2 In "team-room"

@@ -22,6 +22,8 @@ Resume With A Fractional Seq                    {"$ARENA": 1.5}                 
     [Tags]    spec:3.1-i
 Resume With A String Seq                        {"$ARENA": "abc"}                       bad_request 4500
     [Tags]    spec:3.1-i
+Resume With A Boolean Seq                       {"$ARENA": true}                        bad_request 4500
+    [Tags]    spec:3.1-i
 Resume With Seq 2^64                            {"$ARENA": 18446744073709551616}        bad_request 4500
     [Tags]    spec:3.1-i
 Resume That Is Not An Object                    \[1, 2]                                bad_request 4500
