@@ -7,6 +7,7 @@ Library    ../keywords/CCS.py
 from __future__ import annotations
 
 from ccskit.context import KitContext
+from ccskit.healing import NothingHealed
 from ccskit.keywords import KEYWORD_CLASSES
 from robotlibcore import DynamicCore
 
@@ -39,6 +40,12 @@ class CCS(DynamicCore):
     ids unique per run and pabot process. Every keyword taking a fixture accepts its name or
     its real id; an unknown name fails with the list of known names.
 
+    = Nothing had to heal =
+
+    A test that injects no fault (no ``fault`` or ``stress`` tag) fails when the server under test
+    repaired lost deliveries during it (``ccs_gaps_repaired_total`` grew): the repair sweep is a
+    safety net, and a test it rescued would otherwise pass on a broken delivery path.
+
     = Timeouts =
 
     Every wait is multiplied by ``CCS_TIMEOUT_SCALE`` (slow machines). Failure messages say
@@ -50,4 +57,5 @@ class CCS(DynamicCore):
 
     def __init__(self) -> None:
         self.ctx = KitContext()
+        self.ROBOT_LIBRARY_LISTENER = NothingHealed(self.ctx)
         super().__init__([keyword_class(self.ctx) for keyword_class in KEYWORD_CLASSES])

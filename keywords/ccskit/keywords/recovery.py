@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from robot.api import logger
 from robot.api.deco import keyword
 
@@ -17,6 +16,7 @@ from ..client import DeviceClient, wait_until
 from ..context import KitContext
 from ..db import CcsDb
 from ..faults.backends import find_backends
+from ..healing import counter_value
 from ..percentile import latency_summary
 from ..recovery import LiveTraffic, TrafficPlan, conversation_head, stored_rows
 from .devices import measure_delivery
@@ -350,14 +350,14 @@ class RecoveryKeywords:
         devices joined before the call has been looked at once: an edit the node misses
         afterwards is one its next sweep must find.
         """
-        url = f"{self.ctx.nodes(name).base_url}/metrics"
-        start = _metric_total(url, "ccs_repair_sweeps_total")
+        base = self.ctx.nodes(name).base_url
+        start = counter_value(base, "ccs_repair_sweeps_total") or 0.0
         seconds = self.ctx.scaled(timeout)
         deadline = time.monotonic() + seconds
         now = start
         while now < start + count and time.monotonic() < deadline:
             time.sleep(0.05)  # polling another process's endpoint: there is no event to wait on
-            now = _metric_total(url, "ccs_repair_sweeps_total")
+            now = counter_value(base, "ccs_repair_sweeps_total") or 0.0
         if now < start + count:
             raise AssertionError(
                 f"expected node '{name}' to finish {count} repair sweeps within {seconds:.0f} s, "
@@ -414,13 +414,3 @@ class RecoveryKeywords:
         if not database_url or database_url == self.ctx.database_url:
             return self.ctx.db
         return CcsDb(database_url)
-
-
-def _metric_total(url: str, name: str) -> float:
-    """The value of an unlabelled counter in a Prometheus text page (0 when absent)."""
-    text = requests.get(url, timeout=2).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    return 0.0
