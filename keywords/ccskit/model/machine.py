@@ -119,6 +119,50 @@ class ModelWalk(RuleBasedStateMachine):
         self.counter += 1
         return f"{device}-k{self.counter}"
 
+    def command_step(
+        self,
+        rule: str,
+        english: str,
+        name: str,
+        frame: dict[str, Any],
+        conv_name: str,
+        expect: Expect,
+        marks: dict[str, int],
+    ) -> None:
+        """Device ``name`` sends ``frame`` over its WebSocket; its reply and then the whole
+        observable state are compared with the model."""
+        reply = self.driver.command(self.ids(name), dict(frame))
+        step = Step(
+            rule, english, kind="command", device=name, frame=frame, conv=conv_name, expect=expect
+        )
+        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+
+    def rest_step(
+        self,
+        rule: str,
+        english: str,
+        name: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        expect: Expect,
+        marks: dict[str, int],
+    ) -> None:
+        """Device ``name``'s user calls the REST API; the answer and then the whole observable
+        state are compared with the model."""
+        reply = self.rest_call(name, method, path, body)
+        step = Step(
+            rule,
+            english,
+            kind="rest",
+            device=name,
+            method=method,
+            path=path,
+            body=body,
+            expect=expect,
+        )
+        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+
     def finish(
         self,
         step: Step,
@@ -501,29 +545,18 @@ class ModelWalk(RuleBasedStateMachine):
             rest_body: dict[str, Any] = {"expected_version": version}
             rest_body.update({"deleted": True} if delete else {"body": body})
             path = f"/v1/conversations/{conv.conversation_id}/messages/{seq}"
-            reply = self.rest_call(name, "PATCH", path, rest_body)
-            step = Step(
+            self.rest_step(
                 "edit_or_delete",
                 english + " through the REST API",
-                kind="rest",
-                device=name,
-                method="PATCH",
-                path=path,
-                body=rest_body,
-                expect=expect,
+                name,
+                "PATCH",
+                path,
+                rest_body,
+                expect,
+                marks,
             )
         else:
-            reply = self.driver.command(device_id, dict(frame))
-            step = Step(
-                "edit_or_delete",
-                english,
-                kind="command",
-                device=name,
-                frame=frame,
-                conv=conv_name,
-                expect=expect,
-            )
-        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+            self.command_step("edit_or_delete", english, name, frame, conv_name, expect, marks)
 
     def insert_row(self, data: st.DataObject) -> None:
         """Another program INSERTs a message row directly (seq left to the trigger)."""
@@ -587,17 +620,9 @@ class ModelWalk(RuleBasedStateMachine):
         )
         frame = {"type": "subscribe", "conversation_id": conv_id}
         marks = self.driver.mark()
-        reply = self.driver.command(self.ids(name), dict(frame))
-        step = Step(
-            "subscribe",
-            f"{name} subscribes to {conv_name}",
-            kind="command",
-            device=name,
-            frame=frame,
-            conv=conv_name,
-            expect=expect,
+        self.command_step(
+            "subscribe", f"{name} subscribes to {conv_name}", name, frame, conv_name, expect, marks
         )
-        self.finish(step, check_reply(step.english, expect, reply), [], marks)
 
     # ----- receipts and history ----------------------------------------------------------------
     @precondition(lambda self: bool(self.connected()))
@@ -623,17 +648,15 @@ class ModelWalk(RuleBasedStateMachine):
             "kind": kind,
             "seq": seq,
         }
-        reply = self.driver.command(device_id, dict(frame))
-        step = Step(
+        self.command_step(
             "receipt",
             f"{name} confirms {kind} up to {seq} in {conv_name}",
-            kind="command",
-            device=name,
-            frame=frame,
-            conv=conv_name,
-            expect=expect,
+            name,
+            frame,
+            conv_name,
+            expect,
+            marks,
         )
-        self.finish(step, check_reply(step.english, expect, reply), [], marks)
 
     @precondition(lambda self: bool(self.connected()))
     @rule(data=st.data())
@@ -659,30 +682,11 @@ class ModelWalk(RuleBasedStateMachine):
         if data.draw(st.sampled_from([False, False, False, True]), label="over REST"):
             query = "&".join(f"{k}={v}" for k, v in shown.items())
             path = f"/v1/conversations/{self.ids(conv_name)}/messages" + (f"?{query}" * bool(query))
-            reply = self.rest_call(name, "GET", path, None)
-            step = Step(
-                "history",
-                english + " through the REST API",
-                kind="rest",
-                device=name,
-                method="GET",
-                path=path,
-                body=None,
-                expect=expect,
+            self.rest_step(
+                "history", english + " through the REST API", name, "GET", path, None, expect, marks
             )
-            self.finish(step, check_reply(step.english, expect, reply), [], marks)
             return
-        reply = self.driver.command(device_id, dict(frame))
-        step = Step(
-            "history",
-            english,
-            kind="command",
-            device=name,
-            frame=frame,
-            conv=conv_name,
-            expect=expect,
-        )
-        self.finish(step, check_reply(step.english, expect, reply), [], marks)
+        self.command_step("history", english, name, frame, conv_name, expect, marks)
 
     # ----- presence ----------------------------------------------------------------------------
     @precondition(lambda self: bool(self.connected()))
