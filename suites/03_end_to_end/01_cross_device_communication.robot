@@ -59,8 +59,8 @@ A Device Offline Meanwhile Gets Everything In Order On The Other Node
 
 *** Keywords ***
 "${device}" Is Signed In On "${node}"
-    [Documentation]    Connects the device to that node (it may reconnect to the same node only).
-    ${welcome}    Connect Resilient Device    ${device}    ${node}
+    [Documentation]    Connects the device to that node; it never reconnects by itself.
+    ${welcome}    Connect Device To Node    ${device}    ${node}
     Should Be Equal    ${welcome}[node_id]    ${node}
     ...    "${device}" expected a welcome from ${node}, got ${welcome}
 
@@ -89,7 +89,7 @@ Every Message Should Reach The Other Nodes' Devices Within One Second
 
 "${device}" Reconnects To "${node}"
     [Documentation]    Connects again, now to ``node``, naming its last seq per conversation.
-    ${welcome}    Connect Resilient Device    ${device}    ${node}    resume=${True}
+    ${welcome}    Connect Device To Node    ${device}    ${node}    resume=${True}
     Should Be Equal    ${welcome}[node_id]    ${node}
     VAR    ${WELCOME}    ${welcome}    scope=TEST    # robocop: off=no-test-variable
 

@@ -96,6 +96,7 @@ class DeviceKeywords:
         device_id: str | None = None,
         token: str | None = None,
         token_in: str = "hello",
+        url: str = "",
     ) -> dict[str, Any]:
         """Connects device ``alias`` and completes ``hello``; returns the ``welcome`` frame.
 
@@ -103,7 +104,8 @@ class DeviceKeywords:
         fixture. With ``resume=True`` the hello names, per conversation, the last seq this
         device already saw (reconnect); a dictionary names its own ``{conversation: seq}``;
         otherwise the server resumes from the stored cursor. ``token_in`` is ``hello``,
-        ``header`` or ``query``.
+        ``header`` or ``query``. ``url`` (a WebSocket URL) connects to another server or node
+        than the server under test, also for a device that was connected elsewhere before.
 
         | ${welcome}= | Connect Device | alice-phone |
         | Connect Device | bob-tablet | resume=${True} |
@@ -122,6 +124,8 @@ class DeviceKeywords:
             )
             self.ctx.devices.add(client)
             self._logged[alias] = 0
+        if url:
+            client.url = url
         seconds = self.ctx.scaled(timeout)
         welcome = self._run(client.open(resume=resume, timeout_s=seconds), seconds)
         logger.info(f"'{alias}' connected as {client.device_id}: {json.dumps(welcome)[:400]}")
