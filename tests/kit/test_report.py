@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from ccskit.config import database_url_for
@@ -607,9 +608,11 @@ def test_health_fails_with_a_clear_line_for_a_closed_port() -> None:
 
 
 def test_health_passes_against_the_shared_services() -> None:
-    done = _health({"DATABASE_URL": database_url_for("postgres")})
+    url = database_url_for("postgres")
+    done = _health({"DATABASE_URL": url})
     assert done.returncode == 0, done.stdout
-    assert re.match(r"OK   PostgreSQL 127\.0\.0\.1:5432/postgres \(\d+\.\d+", done.stdout)
+    where = re.escape(urlsplit(url).netloc.rpartition("@")[2])
+    assert re.match(rf"OK   PostgreSQL {where}/postgres \(\d+\.\d+", done.stdout)
 
 
 @contextlib.contextmanager
