@@ -53,12 +53,7 @@ class ModelKeywords:
         if os.environ.get("CCS_MODEL_OWN_NODE", "").lower() in ("0", "false", "no"):
             self._own_node = False
             return self.ctx.target.require()
-        log_dir = (
-            Path(self.ctx.config.results_dir)
-            if hasattr(self.ctx.config, "results_dir")
-            else Path("results")
-        )
-        self._node = ServerProcess(env=runner.node_env(), log_dir=log_dir / "server")
+        self._node = ServerProcess(env=runner.node_env())
         base_url = self._node.start(self.ctx.scaled(timeout))
         self.ctx.target.base_url = base_url
         self._own_node = True
