@@ -15,7 +15,11 @@ Test Teardown       Run Keywords    Close All Devices    AND    Close Raw Connec
 
 *** Variables ***
 # 24 bytes: the length of the development secret of protocol 1.0, below HS256's 32.
-${SHORT_SECRET}     ccs-dev-secret-change-me
+${SHORT_SECRET}         ccs-dev-secret-change-me
+# Where the server package comes from: a modified copy (CCS_SERVER_PATH), else this checkout.
+${SERVER_CHECKOUT}      %{CCS_SERVER_PATH=${CURDIR}/../..}
+# A refusal comes at start-up; a server still running after this has accepted what it must refuse.
+${START_REFUSAL_TIMEOUT}    20s
 
 
 *** Test Cases ***
@@ -25,11 +29,24 @@ The Reference Server Refuses To Start With A Token Secret Shorter Than 32 Bytes
     [Tags]    spec:2-f    P15
     Own Server Configuration Is Required
     ${result}    Run Process    ${{ sys.executable }}    -m    ccs_server    serve
-    ...    env:CCS_TOKEN_SECRET=${SHORT_SECRET}    env:CCS_PORT=0    cwd=${CURDIR}/../..
-    ...    timeout=30s    on_timeout=kill
-    Should Not Be Equal As Integers    ${result.rc}    0    the server started with a weak secret
+    ...    env:CCS_TOKEN_SECRET=${SHORT_SECRET}    env:CCS_PORT=0    cwd=${SERVER_CHECKOUT}
+    ...    timeout=${START_REFUSAL_TIMEOUT}    on_timeout=kill
+    The Server Should Have Exited By Itself    ${result}    a weak token secret
     Should Contain    ${result.stderr}    CCS_TOKEN_SECRET
     Should Contain    ${result.stderr}    32
+
+The Reference Server Refuses To Start On A Database That Could Lose Acknowledged Messages
+    [Documentation]    Its database sessions with ``synchronous_commit=off``, so a crash could lose
+    ...    messages already acknowledged: the server exits at once naming the setting (P1).
+    [Tags]    spec:10-f    P1
+    Own Server Configuration Is Required
+    ${url}    Database URL
+    VAR    ${unsafe}    ${{ $url + ('&' if '?' in $url else '?') + 'synchronous_commit=off' }}
+    ${result}    Run Process    ${{ sys.executable }}    -m    ccs_server    serve
+    ...    env:DATABASE_URL=${unsafe}    env:CCS_PORT=0    cwd=${SERVER_CHECKOUT}
+    ...    timeout=${START_REFUSAL_TIMEOUT}    on_timeout=kill
+    The Server Should Have Exited By Itself    ${result}    a database that may lose acknowledged messages
+    Should Contain    ${result.stderr}    synchronous_commit=off
 
 Every Log Record Of The Server Is One JSON Object
     [Documentation]    A node of its own serves a session, a message, a bad frame and a refused
@@ -52,6 +69,13 @@ Every Log Record Of The Server Is One JSON Object
 
 
 *** Keywords ***
+The Server Should Have Exited By Itself
+    [Documentation]    The server process ended on its own with a failure exit code; still running
+    ...    at the timeout (killed by the test), it had started despite ``what``.
+    [Arguments]    ${result}    ${what}
+    Should Be True    ${result.rc} > 0
+    ...    expected the server to refuse to start with ${what} and exit, but it was still running after ${START_REFUSAL_TIMEOUT} (rc ${result.rc}); its log ends: ${result.stderr[-600:]}
+
 Own Server Configuration Is Required
     [Documentation]    Skips the test when the server under test is not one the kit may start.
     ${own}    Own Server Configuration Is Possible
