@@ -73,8 +73,10 @@ The Server Should Have Exited By Itself
     [Documentation]    The server process ended on its own with a failure exit code; still running
     ...    at the timeout (killed by the test), it had started despite ``what``.
     [Arguments]    ${result}    ${what}
-    Should Be True    ${result.rc} > 0
-    ...    expected the server to refuse to start with ${what} and exit, but it was still running after ${START_REFUSAL_TIMEOUT} (rc ${result.rc}); its log ends: ${result.stderr[-600:]}
+    VAR    ${message}    expected the server to refuse to start with ${what} and exit, but it
+    ...    was still running after ${START_REFUSAL_TIMEOUT} (rc ${result.rc}); its log ends:
+    ...    ${result.stderr[-600:]}    separator=${SPACE}
+    Should Be True    ${result.rc} > 0    ${message}
 
 Own Server Configuration Is Required
     [Documentation]    Skips the test when the server under test is not one the kit may start.
