@@ -18,29 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-from prometheus_client.parser import text_string_to_metric_families
-
 from .context import KitContext
+from .counters import counter_value
 
 REPAIRS = "ccs_gaps_repaired_total"
 EXEMPT_TAGS = frozenset({"fault", "stress"})
-
-
-def counter_value(base_url: str, name: str, timeout_s: float = 2.0) -> float | None:
-    """The value of an unlabelled counter on ``base_url``'s ``/metrics``; None when the page
-    or the counter is missing."""
-    try:
-        reply = requests.get(f"{base_url}/metrics", timeout=timeout_s)
-    except requests.RequestException:
-        return None
-    if reply.status_code != 200:
-        return None
-    for family in text_string_to_metric_families(reply.text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    return None
 
 
 class NothingHealed:

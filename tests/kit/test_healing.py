@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from ccskit.context import KitContext
-from ccskit.healing import NothingHealed, counter_value
+from ccskit.counters import counter_value
+from ccskit.healing import NothingHealed
 from robot.result import TestCase as RobotTest
 
 

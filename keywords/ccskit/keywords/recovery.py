@@ -14,9 +14,9 @@ from robot.api.deco import keyword
 from ..checker import check
 from ..client import DeviceClient, wait_until
 from ..context import KitContext
+from ..counters import counter_value
 from ..db import CcsDb
 from ..faults.backends import find_backends
-from ..healing import counter_value
 from ..percentile import latency_summary
 from ..recovery import LiveTraffic, TrafficPlan, conversation_head, stored_rows
 from .devices import measure_delivery

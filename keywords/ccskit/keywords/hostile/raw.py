@@ -9,10 +9,10 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import requests
 from robot.api.deco import keyword
 
 from ...context import KitContext
+from ...counters import counter_value
 from ...hostile import HostileSession, hostile_token
 from ...rawws import OP_BINARY, OP_TEXT, RawWebSocket, RawWsError, encode_frame
 
@@ -276,11 +276,8 @@ class RawConnectionKeywords:
     @keyword
     def slow_consumer_closes_counted(self) -> float:
         """The server's ``ccs_slow_consumer_closes_total`` (``/metrics``) right now."""
-        text = requests.get(f"{self.ctx.target.require()}/metrics", timeout=5).text
-        for line in text.splitlines():
-            if line.startswith("ccs_slow_consumer_closes_total "):
-                return float(line.split()[1])
-        return 0.0
+        url = self.ctx.target.require()
+        return counter_value(url, "ccs_slow_consumer_closes_total", timeout_s=5.0) or 0.0
 
     @keyword
     def keep_writing_until_slow_consumer_counted(
