@@ -15,7 +15,7 @@ per item, each writes its own file and ``scripts/merge_metrics.py`` merges them.
 Where the file goes: the listener argument, else ``CCS_METRICS_DIR``, else ``<output dir>/metrics``
 (for pabot the folder above ``pabot_results``, so every worker writes next to the others).
 The server's RSS and CPU are sampled in a background thread whenever its PID is known
-(``ccskit.config.target.pid`` set by CCSServer, ``CCS_SERVER_PID``, or the process listening on a
+(``ctx.target.pid`` of the ``CCS`` library, ``CCS_SERVER_PID``, or the process listening on a
 local ``SUT_URL``); under pabot only the workers of pool 0 sample. Runs are told apart by
 ``CCS_RUN_ID`` (set it in the runner so pabot workers share it); without it the pabot parent
 process, or this process, names the run. The top suite gets a ``Performance report`` metadata link
@@ -166,7 +166,7 @@ class CCSMetricsListener:
         }
         # Under pabot only pool 0 samples: every worker watching one server would double the chart.
         if str(self._run["pabot_pool_id"] or 0) == "0":
-            # Follows the server's PID as CCSServer sets it (or CCS_SERVER_PID, or whoever
+            # Follows the server's PID as the CCS library sets it (or CCS_SERVER_PID, or whoever
             # listens on a local SUT_URL); idle while unknown.
             sampler.watch(sampler.server_pid(), source=sampler.server_pid)
 

@@ -671,7 +671,7 @@ def test_sampler_finds_the_server_listening_on_a_local_sut_url(
     try:
         assert child.stdout is not None
         port = int(child.stdout.readline())
-        # Another kit test may have left CCSServer's PID behind; it would rightly win over SUT_URL.
+        # Another kit test may have left a server PID behind; it would rightly win over SUT_URL.
         monkeypatch.setattr(sampler, "kit_target", lambda: None)
         monkeypatch.delenv("CCS_SERVER_PID", raising=False)
         monkeypatch.setenv("SUT_URL", f"http://127.0.0.1:{port}")

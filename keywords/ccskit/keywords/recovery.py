@@ -213,7 +213,7 @@ class RecoveryKeywords:
         timeout: timedelta = timedelta(seconds=30),
         devices: list[str] | None = None,
     ) -> float:
-        """Seconds from the last ``recovered`` event of fault ``kind`` (CCSFaults timeline) to
+        """Seconds from the last ``recovered`` event of fault ``kind`` (the fault timeline) to
         the first acknowledged send after it; records the figure (metric ``recovery_time_s``)
         and a ``first_ack`` timeline event, and fails above ``limit``.
 

@@ -1,7 +1,7 @@
 """Background sampling of one process's memory and CPU into the recorder's series.
 
-The listener starts one that follows the server's PID by itself: ``ccskit.config.target.pid`` (set
-by CCSServer when it starts the reference server, cleared when it stops it), else
+The listener starts one that follows the server's PID by itself: the ``CCS`` library's
+``ctx.target.pid`` (set when it starts the reference server, cleared when it stops it), else
 ``CCS_SERVER_PID``. A restarted server has a new PID and the sampler moves to it, so a kill -9 and
 respawn stays on one chart. A library can also point it at a process explicitly:
 
