@@ -1,4 +1,4 @@
-"""Everything one test run injected, by alias, with its timeline: the state behind the fault keywords.
+"""Everything one test run injected, by alias, with its timeline: state of the fault keywords.
 
 Fault kinds written to the timeline (``detail`` names the alias or PID):
 ``db_kill``, ``db_stop``, ``db_pause``, ``redis_kill``, ``redis_stop``, ``redis_pause``,

@@ -123,7 +123,7 @@ class BystanderKeywords:
 
     @keyword(REMOVAL_KEYWORD)
     def no_message_should_follow_removal(self, conversation: str, alias: str, seconds: str) -> None:
-        """While the trickle goes on for ``seconds``, device ``alias`` (a device of `Connect Device`)
+        """While the trickle goes on for ``seconds``, device ``alias`` (one of `Connect Device`)
         receives no message of ``conversation`` after its ``member_removed`` frame."""
         client = self.ctx.devices.client(alias)
         conv = self.ctx.fixtures.conversation(conversation)
