@@ -227,6 +227,16 @@ Health Is Public And Reports Every Component
     Should Not Be Empty    ${health}[node_id]
     Should Be True    ${health}[connections] >= 1
 
+The Connections Gauge Falls As Sessions End
+    [Documentation]    ``ccs_connections`` counts the sessions open now: when two devices
+    ...    disconnect it falls by two (a gauge that only grows would flatter every dashboard).
+    [Tags]    spec:8.6-a    P18
+    Given Devices Are Connected    alice-phone    bob-tablet
+    ${open}    Server Metric    ccs_connections
+    When "alice-phone" Disconnects
+    And "bob-tablet" Disconnects
+    Then Server Metric Should Fall To    ccs_connections    ${open - 2}
+
 Metrics Are Public And Name Every Documented Metric
     [Documentation]    ``GET /metrics`` without a token, Prometheus text with each metric of §8.6.
     [Tags]    spec:8.6-a    P18

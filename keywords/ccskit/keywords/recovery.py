@@ -14,7 +14,7 @@ from robot.api.deco import keyword
 from ..checker import check
 from ..client import DeviceClient, wait_until
 from ..context import KitContext
-from ..counters import counter_value
+from ..counters import counter_value, wait_for_counter
 from ..db import CcsDb
 from ..faults.backends import find_backends
 from ..percentile import latency_summary
@@ -353,17 +353,15 @@ class RecoveryKeywords:
         base = self.ctx.nodes(name).base_url
         start = counter_value(base, "ccs_repair_sweeps_total") or 0.0
         seconds = self.ctx.scaled(timeout)
-        deadline = time.monotonic() + seconds
-        now = start
-        while now < start + count and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling another process's endpoint: there is no event to wait on
-            now = counter_value(base, "ccs_repair_sweeps_total") or 0.0
-        if now < start + count:
+        held, now = wait_for_counter(
+            base, "ccs_repair_sweeps_total", lambda v: v >= start + count, seconds
+        )
+        if not held:
             raise AssertionError(
                 f"expected node '{name}' to finish {count} repair sweeps within {seconds:.0f} s, "
-                f"it finished {now - start:.0f} (ccs_repair_sweeps_total {start:.0f} -> {now:.0f})"
+                f"ccs_repair_sweeps_total went {start:.0f} -> {now}"
             )
-        return int(now)
+        return int(now or 0)
 
     @keyword
     def terminate_listener_of_node(self, name: str, server: str = "pg") -> list[int]:

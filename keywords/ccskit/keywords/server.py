@@ -12,9 +12,11 @@ from robot.api.deco import keyword
 
 from ..config import ws_url_for
 from ..context import KitContext
+from ..counters import counter_value, wait_for_counter
 from ..server import ServerProcess, server_checkout, wait_healthy
 
 THIRTY_S = timedelta(seconds=30)
+FIVE_S = timedelta(seconds=5)
 
 
 class ServerKeywords:
@@ -224,3 +226,36 @@ class ServerKeywords:
         response = requests.get(f"{self.ctx.target.require()}/health", timeout=self.ctx.scaled(5.0))
         if response.status_code != 200:
             raise AssertionError(f"/health answered {response.status_code}: {response.text}")
+
+    # ----- metrics ------------------------------------------------------------------------------
+    @keyword
+    def server_metric(self, name: str) -> float:
+        """The value of the unlabelled metric ``name`` (a counter or gauge) on the server under
+        test's ``/metrics``; fails when the page or the metric is missing.
+
+        | ${open}= | Server Metric | ccs_connections |
+        """
+        url = self.ctx.target.require()
+        value = counter_value(url, name, timeout_s=self.ctx.scaled(5.0))
+        if value is None:
+            raise AssertionError(f"expected metric {name} on {url}/metrics, found none")
+        return value
+
+    @keyword
+    def server_metric_should_fall_to(
+        self, name: str, value: float, timeout: timedelta = FIVE_S
+    ) -> float:
+        """Waits until metric ``name`` is at most ``value``; returns what it read. Fails naming
+        the last value read.
+
+        | Server Metric Should Fall To | ccs_connections | ${open - 2} |
+        """
+        url = self.ctx.target.require()
+        seconds = self.ctx.scaled(timeout)
+        held, last = wait_for_counter(url, name, lambda v: v <= float(value), seconds)
+        if not held:
+            raise AssertionError(
+                f"expected {name} on {url}/metrics to fall to {value} or below within "
+                f"{seconds:.0f} s, it reads {last}"
+            )
+        return float(last or 0.0)
