@@ -157,6 +157,17 @@ The Clients Of A Node Shut Down Gracefully Are Told 1012 And Continue Elsewhere
     And Traffic Keeps Flowing
     And No Message Was Lost, Doubled Or Reordered
 
+A Send In Flight When Its Node Shuts Down Gracefully Is Acknowledged Before The Close
+    [Documentation]    SIGTERM of node 1 while carol's send waits inside PostgreSQL on a row
+    ...    lock: once the lock is released the node finishes that command, acknowledges it, and
+    ...    only then closes the connection with 1012 (P17, P1).
+    [Tags]    fast-fault    spec:7-d
+    Given "carol-phone" Has A Send Of "in-flight-shutdown" Waiting Inside PostgreSQL
+    When Node "node-1" Is Asked To Shut Down
+    And Release Conversation Row Locks
+    Then The Send In Flight Of "carol-phone" Should Be Acknowledged Before Close 1012
+    [Teardown]    Run Keywords    Release Conversation Row Locks    AND    Every Fault Is Healed
+
 The Devices Of A Killed Node Go Offline Within The Node Lease
     [Documentation]    kill -9 of node 1 with a device that does not reconnect: the surviving
     ...    node learns within the lease that it is offline, tells those who share a
@@ -248,6 +259,20 @@ A Retry Of "${key}" By "${device}" After "${code}" Should Tell The Truth
     ${ids}    Device Ids Of Fixture    ${device}
     Wait For Frame    ${watcher}    presence    timeout=${seconds}s
     ...    device_id=${ids}[device_id]    status=offline
+
+Node "${name}" Is Asked To Shut Down
+    [Documentation]    SIGTERM to the node's process; does not wait for it to exit.
+    ${pid}    Reference Node PID    ${name}
+    Kill Process    ${pid}    TERM
+
+The Send In Flight Of "${device}" Should Be Acknowledged Before Close ${code:\d+}
+    [Documentation]    The started send gets its ``ack`` (the command finished), and the connection
+    ...    closes afterwards with ``code``.
+    ${reply}    Reply To Started Send    ${device}
+    Should Be Equal    ${reply}[type]    ack
+    ...    expected the send in flight at the shutdown to be acknowledged, got ${reply}    values=False
+    ${closed}    Device Close Code    ${device}    timeout=15s
+    Should Start With    ${closed}    ${code}    expected close ${code} after the ack, got ${closed}
 
 Node "${name}" Is Killed
     [Documentation]    kill -9 of the node's process (recorded on the fault timeline).
