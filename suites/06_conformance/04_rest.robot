@@ -161,6 +161,31 @@ Fixtures That Exist Or Reference Nothing
     ...    content_type=${None}    token=${admin}
     Error Reply Should Be    ${reply}    404    not_found
 
+A Retried POST Of A Message Answers 200 With The Original
+    [Documentation]    The same key and body posted twice: 201 with ``duplicate: false``, then
+    ...    200 with the original seq and ``duplicate: true``; the same key with another body: 409
+    ...    ``idempotency_conflict``. One row is stored.
+    [Tags]    spec:8.4-a    P2
+    ${base}    Server Base Url
+    ${alice}    Mint Token    alice    alice-phone
+    ${room}    Conversation Id    team-room
+    ${key}    Unique Name    rest-retry
+    VAR    ${path}    /v1/conversations/${room}/messages
+    VAR    ${body}    {"client_msg_id": "${key}", "body": {"text": "once"}}
+    ${first}    HTTP Request    ${base}    POST    ${path}    ${body}    token=${alice}
+    Should Be Equal As Integers    ${first}[status]    ${201}    ${first}[text]
+    Should Be Equal    ${first}[json][duplicate]    ${False}
+    ${again}    HTTP Request    ${base}    POST    ${path}    ${body}    token=${alice}
+    Should Be Equal As Integers    ${again}[status]    ${200}
+    ...    expected 200 for an idempotent retry, got ${again}[status]: ${again}[text]
+    Should Be Equal    ${again}[json][duplicate]    ${True}
+    Should Be Equal    ${again}[json][seq]    ${first}[json][seq]
+    ${other}    HTTP Request    ${base}    POST    ${path}
+    ...    {"client_msg_id": "${key}", "body": {"text": "other"}}    token=${alice}
+    Error Reply Should Be    ${other}    409    idempotency_conflict
+    Stored Value Should Be    SELECT count(*) FROM messages WHERE client_msg_id = %s    1    ${key}
+    ...    what=expected the retried key stored once
+
 Edits And Deletes Over REST Follow The Version Rules
     [Documentation]    ``PATCH`` with the current version: 200 and the next version; a stale one:
     ...    409 ``conflict`` with ``current``; ``deleted: true`` makes a tombstone.
