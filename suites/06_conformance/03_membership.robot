@@ -28,6 +28,23 @@ A Member Added While Offline Receives Only Messages After Its Join Point
     ${seqs}    Received Seqs    carol-phone    team-room
     Should Be Equal    ${seqs}    ${{ [4] }}
 
+A New Member Resuming From Seq 0 Still Starts At Its Join Point
+    [Documentation]    carol joins at head 3 and her first hello names ``resume: {team-room: 0}``:
+    ...    the replay still starts after her join point (``from_seq`` 3, only seq 4). A resume seq
+    ...    below the join point never opens history from before she was a member.
+    [Tags]    spec:3.2-b    P8    P15
+    Devices Are Connected    alice-phone
+    "alice-phone" Sends 3 Messages To "team-room"
+    Add Member    team-room    carol
+    "alice-phone" Sends "after carol joined" To "team-room"
+    ${room}    Conversation Id    team-room
+    ${welcome}    Connect Device    carol-phone    resume=${{ {$room: 0} }}
+    VAR    ${entry}    ${welcome}[conversations][${room}]
+    Should Be Equal As Integers    ${entry}[from_seq]    ${3}    ${entry}
+    Wait For Message    carol-phone    team-room    4
+    ${seqs}    Received Seqs    carol-phone    team-room
+    Should Be Equal    ${seqs}    ${{ [4] }}
+
 Pre-Join Messages Never Count As Missed
     [Documentation]    More messages before carol joined than the replay limit: her connect is
     ...    still ``recovered: true`` with nothing to replay.
