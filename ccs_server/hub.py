@@ -341,15 +341,18 @@ class Hub:
         self.offline_timers[sess.device_id] = task
 
     async def _offline_later(self, user: str, device: str) -> None:
-        await asyncio.sleep(self.settings.presence_grace_ms / 1000)
-        if device in self.by_device:
-            return
-        self.offline_timers.pop(device, None)
         try:
+            await asyncio.sleep(self.settings.presence_grace_ms / 1000)
+            if device in self.by_device:
+                return
             if await self.presence.set_offline(device, self.node_id):
                 await self._publish_presence(user, device)
         except Exception:
             log.warning("could not store offline presence", extra={"device_id": device})
+        finally:
+            # held until the offline is stored, so the lease keeper's repair never races it
+            if self.offline_timers.get(device) is asyncio.current_task():
+                del self.offline_timers[device]
 
     async def publish_presence(self, user: str, device: str) -> None:
         """Broadcast the device's stored presence (used by the lease keeper, leases.py)."""

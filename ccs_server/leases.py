@@ -198,6 +198,7 @@ class PresenceKeeper:
             if device in hub.by_device or device in hub.offline_timers:
                 continue  # connected here, or its grace period is still running
             if await self.presence.set_offline(device, self.node_id):
+                hub.metrics.presence_repairs.inc()
                 await hub.publish_presence(user, device)
         if not hub.by_device:
             return

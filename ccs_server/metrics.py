@@ -36,6 +36,11 @@ class Metrics:
             "seqs delivered by the repair sweep after a lost notification",
             registry=r,
         )
+        self.presence_repairs = Counter(
+            "ccs_presence_repairs_total",
+            "devices stored online with no session here and no grace period running, set offline",
+            registry=r,
+        )
         self.repair_sweeps = Counter(
             "ccs_repair_sweeps_total",
             "repair sweeps completed (periodic, and after the listener reconnects)",

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def counter_value(base_url: str, name: str, timeout_s: float = 2.0) -> float | None:
-    """The value of an unlabelled counter on ``base_url``'s ``/metrics``; None when the page
-    or the counter is missing."""
+def counter_values(base_url: str, names: Iterable[str], timeout_s: float = 2.0) -> dict[str, float]:
+    """The unlabelled counters (or gauges) ``names`` found on ``base_url``'s ``/metrics``, read
+    in one request; a missing page or metric is left out."""
+    wanted = set(names)
     try:
         reply = requests.get(f"{base_url}/metrics", timeout=timeout_s)
     except requests.RequestException:
-        return None
+        return {}
     if reply.status_code != 200:
-        return None
+        return {}
+    found: dict[str, float] = {}
     for family in text_string_to_metric_families(reply.text):
         for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    return None
+            if sample.name in wanted and not sample.labels:
+                found[sample.name] = float(sample.value)
+    return found
+
+
+def counter_value(base_url: str, name: str, timeout_s: float = 2.0) -> float | None:
+    """The value of an unlabelled counter on ``base_url``'s ``/metrics``; None when the page
+    or the counter is missing."""
+    return counter_values(base_url, [name], timeout_s).get(name)
 
 
 def wait_for_counter(

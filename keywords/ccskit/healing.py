@@ -1,14 +1,16 @@
 """Self-healing must not turn a broken server green: a test with no fault injected fails when
-the server under test had to repair lost notifications during it.
+the server under test had to repair something during it.
 
-The reference server's repair sweep delivers from the table what a lost notification missed
-(``ccs_gaps_repaired_total`` on ``/metrics``, protocol §8.6). That sweep is a safety net for real
-faults; in a test that injects none, any repair means the server's normal delivery path dropped
-something and only the net caught it, a defect the test's own steps cannot see.
+The reference server has two safety nets, each counted on ``/metrics`` (protocol §8.6): its repair
+sweep delivers from the table what a lost notification missed (``ccs_gaps_repaired_total``), and
+its lease keeper sets offline a device stored online that has no session and no grace period
+running (``ccs_presence_repairs_total``). They are there for real faults; in a test that injects
+none, any repair means the server's normal path dropped something and only the net caught it, a
+defect the test's own steps cannot see.
 
-:class:`NothingHealed` is a listener of the ``CCS`` library (API v3): it reads the counter of the
+:class:`NothingHealed` is a listener of the ``CCS`` library (API v3): it reads the counters of the
 server under test when a test starts and again when it ends, and fails a passing test whose
-counter grew. Tests tagged ``fault`` or ``stress`` are left alone (faults are expected to need
+counters grew. Tests tagged ``fault`` or ``stress`` are left alone (faults are expected to need
 repairs, and heavy load may delay a notification past a sweep). A server without the counter,
 or none known yet, is not checked. Under pabot, processes share one server, so a repair is
 blamed on each test running at that time; the message says so.
@@ -19,9 +21,15 @@ from __future__ import annotations
 from typing import Any
 
 from .context import KitContext
-from .counters import counter_value
+from .counters import counter_values
 
-REPAIRS = "ccs_gaps_repaired_total"
+#: What each safety net repaired, as the failure message names it.
+REPAIRS = {
+    "ccs_gaps_repaired_total": "its repair sweep delivered {n} message(s) a lost notification "
+    "had missed",
+    "ccs_presence_repairs_total": "its lease keeper set {n} device(s) offline that the normal "
+    "path had left online",
+}
 EXEMPT_TAGS = frozenset({"fault", "stress"})
 
 
@@ -32,29 +40,37 @@ class NothingHealed:
 
     def __init__(self, ctx: KitContext) -> None:
         self.ctx = ctx
-        self._start: tuple[str, float] | None = None
+        self._start: tuple[str, dict[str, float]] | None = None
 
     def start_test(self, data: Any, result: Any) -> None:
         self._start = None
         url = self.ctx.target.base_url
         if not url or EXEMPT_TAGS & {str(t) for t in result.tags}:
             return
-        value = counter_value(url, REPAIRS)
-        if value is not None:
-            self._start = (url, value)
+        self._start = (url, _read(url))
 
     def end_test(self, data: Any, result: Any) -> None:
         start, self._start = self._start, None
         if start is None or not result.passed:
             return
         url, before = start
-        after = counter_value(url, REPAIRS)
-        if after is None or after <= before:
+        after = _read(url)
+        grown = [
+            f"{REPAIRS[name].format(n=f'{after[name] - was:.0f}')} ({name} {was:.0f} -> "
+            f"{after[name]:.0f})"
+            for name, was in before.items()
+            if name in after and after[name] > was
+        ]
+        if not grown:
             return
         result.status = "FAIL"
         result.message = (
-            f"expected no repaired delivery on {url} in a test without a fault, but its repair "
-            f"sweep delivered {after - before:.0f} message(s) a lost notification had missed "
-            f"({REPAIRS} {before:.0f} -> {after:.0f}): the server's normal delivery path dropped "
-            "them (under pabot, a test of another process on the same server may share the blame)"
+            f"expected no repair on {url} in a test without a fault, but {'; '.join(grown)}: "
+            "the server's normal path failed and only its safety net caught it (under pabot, a "
+            "test of another process on the same server may share the blame)"
         )
+
+
+def _read(url: str) -> dict[str, float]:
+    """The repair counters ``url`` exposes (a server without them is not checked)."""
+    return counter_values(url, REPAIRS)

@@ -13,7 +13,8 @@ Test Teardown       Close All Devices
 *** Variables ***
 @{METRICS}      ccs_connections    ccs_messages_total    ccs_duplicate_sends_total
 ...             ccs_send_latency_seconds    ccs_deliveries_total    ccs_notifications_total
-...             ccs_gaps_repaired_total    ccs_repair_sweeps_total    ccs_listener_connected
+...             ccs_gaps_repaired_total    ccs_repair_sweeps_total    ccs_presence_repairs_total
+...             ccs_listener_connected
 ...             ccs_listener_reconnects_total
 ...             ccs_errors_total    ccs_slow_consumer_closes_total    ccs_presence_changes_total
 ...             ccs_receipts_total

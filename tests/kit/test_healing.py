@@ -15,11 +15,14 @@ from robot.result import TestCase as RobotTest
 
 class _Metrics(http.server.BaseHTTPRequestHandler):
     repaired = 0.0
+    presence_repaired = 0.0
 
     def do_GET(self) -> None:
         body = (
             "# TYPE ccs_gaps_repaired_total counter\n"
             f"ccs_gaps_repaired_total {type(self).repaired}\n"
+            "# TYPE ccs_presence_repairs_total counter\n"
+            f"ccs_presence_repairs_total {type(self).presence_repaired}\n"
         ).encode()
         self.send_response(200 if self.path == "/metrics" else 404)
         self.send_header("Content-Type", "text/plain")
@@ -32,7 +35,7 @@ class _Metrics(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    _Metrics.repaired = 0.0
+    _Metrics.repaired = _Metrics.presence_repaired = 0.0
     httpd = http.server.HTTPServer(("127.0.0.1", 0), _Metrics)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -58,6 +61,18 @@ def test_a_repair_during_a_test_without_a_fault_fails_it(server: str) -> None:
     assert result.status == "FAIL"
     assert "its repair sweep delivered 2 message(s)" in result.message
     assert "ccs_gaps_repaired_total 0 -> 2" in result.message
+
+
+def test_a_presence_repair_during_a_test_without_a_fault_fails_it(server: str) -> None:
+    watch = _watch(server)
+    result = RobotTest(name="t", tags=["seed-1.2"], status="PASS")
+    watch.start_test(None, result)
+    _Metrics.presence_repaired += 1
+    watch.end_test(None, result)
+    assert result.status == "FAIL"
+    assert "its lease keeper set 1 device(s) offline" in result.message
+    assert "ccs_presence_repairs_total 0 -> 1" in result.message
+    assert "repair sweep" not in result.message
 
 
 def test_no_repair_leaves_the_test_passing(server: str) -> None:

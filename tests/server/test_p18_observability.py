@@ -27,6 +27,7 @@ async def test_health_metrics_and_openapi(server: ServerProcess, api: Api) -> No
         "ccs_send_latency_seconds_bucket",
         "ccs_gaps_repaired_total",
         "ccs_repair_sweeps_total",
+        "ccs_presence_repairs_total",
         "ccs_listener_connected",
         "ccs_deliveries_total",
     ):
