@@ -324,7 +324,15 @@ class Connection:
             cur = sess.convs[conv]
             cur.pos, cur.busy = start, False
             sess.catch_up(conv, max(cur.target, heads.get(conv, 0)))
-        await hub.device_online(sess)
+        try:
+            await hub.device_online(sess)
+        except Exception as exc:
+            # The welcome is out, so an outage now must not end the session; the lease keeper
+            # stores the presence again once the database answers.
+            log.warning(
+                "could not store or broadcast presence",
+                extra={"device_id": device, "error": type(exc).__name__},
+            )
         delay = ident.expires_at - time.time()
         sess.expiry = asyncio.get_running_loop().call_later(max(0.0, delay), self._expire, sess)
         log.info(

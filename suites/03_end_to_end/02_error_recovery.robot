@@ -24,6 +24,8 @@ Test Tags           seed-3.2    fault
 
 
 *** Variables ***
+# A read on a dead database link: refused after the node's database timeout, with room to spare.
+${READ_REFUSAL_LIMIT}       6s
 # The senders on node 1 in "Live Traffic Flows Between Devices On Both Nodes".
 @{NODE_1_SENDERS}           alice-laptop    alice-phone
 
@@ -122,6 +124,17 @@ The Server Recovers When Its Database Link Stalls And Heals
     And Traffic Keeps Flowing
     And No Message Was Lost, Doubled Or Reordered
 
+A Read On A Stalled Database Link Is Refused In Time, Not Left Hanging
+    [Documentation]    node 1's link to PostgreSQL blackholed: a ``history`` request on node 1
+    ...    gets a retryable ``unavailable`` about ``CCS_DB_TIMEOUT_MS`` (${NODE_DB_TIMEOUT_MS} ms
+    ...    here) after it arrived, within ${READ_REFUSAL_LIMIT}, instead of hanging (P12).
+    [Tags]    fast-fault    spec:10-a
+    Given "alice-laptop" Is Connected To Node "node-1"
+    And "alice-laptop" Should Be "online" In The Database
+    When Stall Proxy    db-link-1
+    Then A History Request Of "alice-laptop" In "team-room" Should Be Refused As Unavailable
+    [Teardown]    Every Fault Is Healed
+
 Dropped WebSocket Connections Resume With Everything Recovered
     [Documentation]    Every client connection to node 1 reset by the network (TCP proxy cut):
     ...    the clients reconnect by themselves, resume with recovered: true, flush their
@@ -166,6 +179,7 @@ A Send In Flight When Its Node Shuts Down Gracefully Is Acknowledged Before The 
     When Node "node-1" Is Asked To Shut Down
     And Release Conversation Row Locks
     Then The Send In Flight Of "carol-phone" Should Be Acknowledged Before Close 1012
+    And Node "node-1" Should Exit By Itself
     [Teardown]    Run Keywords    Release Conversation Row Locks    AND    Every Fault Is Healed
 
 The Devices Of A Killed Node Go Offline Within The Node Lease
@@ -259,6 +273,21 @@ A Retry Of "${key}" By "${device}" After "${code}" Should Tell The Truth
     ${ids}    Device Ids Of Fixture    ${device}
     Wait For Frame    ${watcher}    presence    timeout=${seconds}s
     ...    device_id=${ids}[device_id]    status=offline
+
+A History Request Of "${device}" In "${conversation}" Should Be Refused As Unavailable
+    [Documentation]    The reply to ``history`` is the error ``unavailable`` (retryable), and it
+    ...    comes within ``READ_REFUSAL_LIMIT``.
+    ${reply}    Send Command    ${device}    history    timeout=${READ_REFUSAL_LIMIT}
+    ...    conversation_id=${conversation}    limit=${10}
+    Should Be Equal    ${reply}[type]    error    expected unavailable, got ${reply}    values=False
+    Should Be Equal    ${reply}[code]    unavailable    expected unavailable, got ${reply}
+    ...    values=False
+    Should Be True    ${reply}[retryable]    expected a retryable refusal, got ${reply}
+
+Node "${name}" Should Exit By Itself
+    [Documentation]    The node's process ends (its graceful shutdown finished) within 30 s.
+    ${pid}    Reference Node PID    ${name}
+    Wait For Process Exit    ${pid}    timeout=30s
 
 Node "${name}" Is Asked To Shut Down
     [Documentation]    SIGTERM to the node's process; does not wait for it to exit.
