@@ -28,6 +28,10 @@ Receipt For A Negative Seq    {"type":"receipt","ref":"r3","conversation_id":"$A
     [Tags]    spec:4.4-a
 Receipt With A String Seq    {"type":"receipt","ref":"r4","conversation_id":"$ARENA","kind":"read","seq":"3"}    error bad_request
     [Tags]    spec:4.4-a
+Receipt With A Boolean Seq    {"type":"receipt","ref":"r6","conversation_id":"$ARENA","kind":"read","seq":true}    error bad_request
+    [Tags]    spec:4.4-a
+History After A Boolean Seq    {"type":"history","ref":"h6","conversation_id":"$ARENA","after_seq":true}    error bad_request
+    [Tags]    spec:4.5-a
 Receipt For Seq 2^64    {"type":"receipt","ref":"r5","conversation_id":"$ARENA","kind":"read","seq":18446744073709551616}    error bad_request
     [Tags]    spec:4.4-a
 History Limit Zero    {"type":"history","ref":"h1","conversation_id":"$ARENA","limit":0}    error bad_request
