@@ -98,18 +98,21 @@ Delivery Continues When The Listener Connection Is Terminated
 An Edit Made While Node 1 Cannot Reach The Database Is Still Told To Its Devices
     [Documentation]    node 1's database link cut while bob edits message 1 through node 2, so
     ...    node 1 never gets that notification. Once the link is back, node 1 listens again, finds
-    ...    the edit in the table and tells alice's laptop, connected to it all along (P4, P11).
+    ...    the edit in the table, tells alice's laptop, connected to it all along, and counts the
+    ...    repair in ``ccs_gaps_repaired_total`` (P4, P11, P18).
     [Tags]    fast-fault    spec:5.1-d
     Given "alice-laptop" Is Connected To Node "node-1"
     And "bob-tablet" Is Connected To Node "node-2"
     And "bob-tablet" Sends "first draft" To "team-room"
     And "alice-laptop" Should Have Received "first draft" As Message 1 Of "team-room"
     And Node Should Finish Repair Sweeps    node-1
+    ${repaired}    And Server Metric    ccs_gaps_repaired_total
     When Cut Proxy    db-link-1
     And "bob-tablet" Edits Message 1 In "team-room" To "final text"
     And Restore Proxy    db-link-1
     Then Node Health Should Report    node-1    listener    listening
     And "alice-laptop" Should Be Told Message 1 Of "team-room" Was Edited To "final text"
+    And Server Metric Should Rise Above    ccs_gaps_repaired_total    ${repaired}
 
 The Server Recovers When Its Database Link Stalls And Heals
     [Documentation]    node 1's link to PostgreSQL blackholed (TCP proxy stall): its senders get

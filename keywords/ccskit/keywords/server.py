@@ -259,3 +259,23 @@ class ServerKeywords:
                 f"{seconds:.0f} s, it reads {last}"
             )
         return float(last or 0.0)
+
+    @keyword
+    def server_metric_should_rise_above(
+        self, name: str, value: float, timeout: timedelta = FIVE_S
+    ) -> float:
+        """Waits until metric ``name`` is above ``value``; returns what it read. Fails naming
+        the last value read.
+
+        | ${before}= | Server Metric | ccs_gaps_repaired_total |
+        | Server Metric Should Rise Above | ccs_gaps_repaired_total | ${before} |
+        """
+        url = self.ctx.target.require()
+        seconds = self.ctx.scaled(timeout)
+        held, last = wait_for_counter(url, name, lambda v: v > float(value), seconds)
+        if not held:
+            raise AssertionError(
+                f"expected {name} on {url}/metrics to rise above {value} within "
+                f"{seconds:.0f} s, it reads {last}"
+            )
+        return float(last or 0.0)
