@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 
 import requests
@@ -250,15 +251,9 @@ class ServerKeywords:
 
         | Server Metric Should Fall To | ccs_connections | ${open - 2} |
         """
-        url = self.ctx.target.require()
-        seconds = self.ctx.scaled(timeout)
-        held, last = wait_for_counter(url, name, lambda v: v <= float(value), seconds)
-        if not held:
-            raise AssertionError(
-                f"expected {name} on {url}/metrics to fall to {value} or below within "
-                f"{seconds:.0f} s, it reads {last}"
-            )
-        return float(last or 0.0)
+        return self._wait_for_metric(
+            name, lambda v: v <= float(value), f"fall to {value} or below", timeout
+        )
 
     @keyword
     def server_metric_should_rise_above(
@@ -270,12 +265,19 @@ class ServerKeywords:
         | ${before}= | Server Metric | ccs_gaps_repaired_total |
         | Server Metric Should Rise Above | ccs_gaps_repaired_total | ${before} |
         """
+        return self._wait_for_metric(
+            name, lambda v: v > float(value), f"rise above {value}", timeout
+        )
+
+    def _wait_for_metric(
+        self, name: str, done: Callable[[float], bool], wanted: str, timeout: timedelta
+    ) -> float:
         url = self.ctx.target.require()
         seconds = self.ctx.scaled(timeout)
-        held, last = wait_for_counter(url, name, lambda v: v > float(value), seconds)
+        held, last = wait_for_counter(url, name, done, seconds)
         if not held:
             raise AssertionError(
-                f"expected {name} on {url}/metrics to rise above {value} within "
-                f"{seconds:.0f} s, it reads {last}"
+                f"expected {name} on {url}/metrics to {wanted} within {seconds:.0f} s, "
+                f"it reads {last}"
             )
         return float(last or 0.0)
